@@ -1,0 +1,74 @@
+// Every bound of flyfs in one place. Relations between limits are checked at start-up
+// by checkLimits(); a change that breaks one fails loudly.
+import { assert } from './errors.js';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+export const limits = {
+  /** Bytes of one path component (as POSIX NAME_MAX). */
+  nameBytesMax: 255,
+  /** Bytes of a whole path (as POSIX PATH_MAX). */
+  pathBytesMax: 4096,
+  /** Depth of a path in components. */
+  pathDepthMax: 256,
+  /** Smallest and largest chunk size; chunk sizes are multiples of chunkSizeAlignBytes. */
+  chunkSizeBytesMin: 4 * KiB,
+  chunkSizeBytesMax: 64 * MiB,
+  chunkSizeAlignBytes: 4 * KiB,
+  /** Default chunk size of the root directory. */
+  chunkSizeBytesDefault: 4 * MiB,
+  /** Largest stripe (chains per file). */
+  stripeMax: 256,
+  /** Default stripe of the root directory (clamped to the chains there are). */
+  stripeDefault: 16,
+  /** Largest file: offsets and lengths beyond this are refused (2^52 keeps doubles exact). */
+  fileBytesMax: 2 ** 52,
+  /** Largest gRPC message either side accepts. */
+  grpcMessageBytesMax: 72 * MiB,
+  /** Largest frame of the framed data path (header + payload). */
+  frameBytesMax: 72 * MiB,
+  /** Largest header of a frame. */
+  frameHeaderBytesMax: 4 * KiB,
+  /** Requests one data connection may have outstanding at the server. */
+  frameInflightPerConnectionMax: 256,
+  /** Entries of one readdir page. */
+  readdirPageMax: 1000,
+  /** Bytes one client operation keeps in flight to storage servers by default. */
+  clientInflightBytesDefault: 128 * MiB,
+  /** Chunk requests a client keeps in flight at once. */
+  clientInflightChunksMax: 64,
+  /** Nodes a cluster may register. */
+  nodesMax: 4096,
+  /** Targets one storage server may have. */
+  targetsPerNodeMax: 64,
+  /** Node lease and heartbeat. */
+  leaseMsDefault: 10_000,
+  heartbeatsPerLease: 3,
+  /** Deadline of one RPC from a client. */
+  rpcDeadlineMsDefault: 30_000,
+  /** Retries of one retryable request. */
+  rpcRetriesMax: 8,
+  /** Garbage collection: chunk removals one pass sends. */
+  gcBatchMax: 256,
+  /** Local cluster: metaservers and storage servers `flyfs up` may start. */
+  upMetaserversMax: 9,
+  upStorageServersMax: 64,
+} as const;
+
+export type Limits = typeof limits;
+
+export function checkLimits(l: Limits = limits): void {
+  assert(l.chunkSizeBytesMin % l.chunkSizeAlignBytes === 0, 'chunkSizeBytesMin is aligned');
+  assert(l.chunkSizeBytesMax % l.chunkSizeAlignBytes === 0, 'chunkSizeBytesMax is aligned');
+  assert(l.chunkSizeBytesDefault >= l.chunkSizeBytesMin && l.chunkSizeBytesDefault <= l.chunkSizeBytesMax, 'default chunk size within bounds');
+  assert(l.frameBytesMax >= l.chunkSizeBytesMax + l.frameHeaderBytesMax, 'a whole chunk fits one frame');
+  assert(l.grpcMessageBytesMax >= l.chunkSizeBytesMax + 64 * KiB, 'a whole chunk fits one gRPC message');
+  assert(l.clientInflightBytesDefault >= l.chunkSizeBytesMax, 'a client can keep at least one whole chunk in flight');
+  assert(l.nameBytesMax < l.pathBytesMax, 'a name fits a path');
+  assert(l.stripeDefault <= l.stripeMax, 'default stripe within bounds');
+  assert(l.heartbeatsPerLease >= 2, 'at least two heartbeats per lease');
+  assert(Number.isSafeInteger(l.fileBytesMax + l.chunkSizeBytesMax), 'file offsets stay exact');
+}
+
+checkLimits();
