@@ -114,14 +114,18 @@ export function unary<Req, Res>(fn: (request: Req, call: grpc.ServerUnaryCall<Re
   };
 }
 
-type UnaryMethod<Req, Res> = (
-  request: Req, metadata: grpc.Metadata, options: grpc.CallOptions, callback: (err: grpc.ServiceError | null, res?: Res) => void,
+/** The last (shortest) overload of a generated client method: TypeScript infers from it. */
+type UnaryMethod<Req, Res> = (request: Req, callback: grpc.requestCallback<Res>) => grpc.ClientUnaryCall;
+type UnaryMethodFull<Req, Res> = (
+  request: Req, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<Res>,
 ) => grpc.ClientUnaryCall;
 
 /** Calls a generated client method, with a deadline, mapping errors to FlyfsError. */
-export function callUnary<Req, Res>(client: grpc.Client, method: UnaryMethod<Req, Res>, request: Req, deadlineMs = limits.rpcDeadlineMsDefault): Promise<Res> {
+export function callUnary<Req, Res>(client: grpc.Client, method: UnaryMethod<Req, Res>, request: Req,
+  deadlineMs: number = limits.rpcDeadlineMsDefault): Promise<Res> {
+  const full = method as unknown as UnaryMethodFull<Req, Res>;
   return new Promise((resolve, reject) => {
-    method.call(client, request, new grpc.Metadata(), { deadline: Date.now() + deadlineMs }, (err, res) => {
+    full.call(client, request, new grpc.Metadata(), { deadline: Date.now() + deadlineMs }, (err, res) => {
       if (err) reject(fromServiceError(err));
       else if (res === undefined) reject(flyfsError('FLYFS_ERR_INTERNAL', 'empty reply'));
       else resolve(res);

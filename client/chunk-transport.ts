@@ -1,0 +1,33 @@
+// How the client SDK moves chunk data to and from storage servers. Two transports implement it:
+// the framed binary protocol over TCP (default, docs/data-protocol.md) and gRPC. An RDMA
+// transport would be a third. All are safe to call from many concurrent callers; errors reject
+// as FlyfsError carrying the server's code.
+import { FramedTransport } from './framed-transport.js';
+import { GrpcTransport } from './grpc-transport.js';
+
+export interface StorageEndpoint { nodeId: number; grpcAddress: string; dataAddress: string }
+
+export interface WriteChunkArgs {
+  chainId: number; chainVersion: number; inodeId: number; index: number; offset: number;
+  data: Uint8Array; chunkSizeBytes: number; clientId: string; requestId: number;
+}
+export interface ReadChunkArgs { chainId: number; chainVersion: number; inodeId: number; index: number; offset: number; length: number }
+export interface RemoveChunksArgs { chainId: number; chainVersion: number; inodeId: number; fromIndex: number }
+
+export interface ChunkTransport {
+  writeChunk(to: StorageEndpoint, args: WriteChunkArgs): Promise<{ chunkLength: number; version: number }>;
+  /** `data` is short at the chunk's end and empty (exists: false) for a missing chunk. */
+  readChunk(to: StorageEndpoint, args: ReadChunkArgs): Promise<{ data: Buffer; chunkLength: number; exists: boolean }>;
+  removeChunks(to: StorageEndpoint, args: RemoveChunksArgs): Promise<{ removed: number }>;
+  /** Closes every connection; in-flight requests reject with FLYFS_ERR_CLOSED. */
+  close(): void;
+}
+
+export type TransportKind = 'framed' | 'grpc';
+
+export function createChunkTransport(kind: TransportKind): ChunkTransport {
+  switch (kind) {
+    case 'framed': return new FramedTransport();
+    case 'grpc': return new GrpcTransport();
+  }
+}

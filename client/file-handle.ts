@@ -1,0 +1,153 @@
+// FileHandle, following node:fs/promises's: read, write, stat, close (and readFile/writeFile on
+// the handle). A write handle holds a write session at the metaserver; close reports the final
+// length (close-to-open consistency).
+import { flyfsError } from '../common/errors.js';
+import { validateRange } from '../common/layout.js';
+import { readRange, writeRange, type FileIoContext } from './file-io.js';
+import type { InodeAttrs, MetadataClient } from './metadata-client.js';
+import { nodeCall } from './node-errors.js';
+import { FlyfsStats } from './stats.js';
+
+export interface HandleMode { readable: boolean; writable: boolean; append: boolean }
+
+export interface ReadResult<T extends Uint8Array> { bytesRead: number; buffer: T }
+export interface WriteResult<T> { bytesWritten: number; buffer: T }
+
+export class FileHandle {
+  private attrs: InodeAttrs;
+  private closed = false;
+  /** The file's length as this handle sees it: the opened length plus what it wrote since. */
+  private length: number;
+  /** Position for reads and writes called without one. */
+  private position = 0;
+  private pending = new Set<Promise<unknown>>();
+
+  /** @internal Created by FileSystem.open. */
+  constructor(
+    private readonly io: FileIoContext,
+    private readonly meta: MetadataClient,
+    readonly path: string,
+    attrs: InodeAttrs,
+    private readonly sessionId: number,
+    private readonly mode: HandleMode,
+  ) {
+    this.attrs = attrs;
+    this.length = attrs.length;
+  }
+
+  /** The inode number (Node's handle has an fd; flyfs hands out the inode). */
+  get fd(): number { return this.attrs.inodeId; }
+
+  private checkOpen(syscall: string): void {
+    if (this.closed) throw flyfsError('FLYFS_ERR_BAD_HANDLE', `${syscall} on a closed handle`, { path: this.path });
+  }
+
+  private track<T>(p: Promise<T>): Promise<T> {
+    this.pending.add(p);
+    p.finally(() => this.pending.delete(p)).catch(() => undefined);
+    return p;
+  }
+
+  /** read(buffer, offset?, length?, position?) or read({ buffer, offset, length, position }). */
+  read<T extends Uint8Array>(buffer: T, offset?: number | null, length?: number | null, position?: number | null): Promise<ReadResult<T>>;
+  read<T extends Uint8Array>(options: { buffer: T; offset?: number; length?: number; position?: number | null }): Promise<ReadResult<T>>;
+  read(): Promise<ReadResult<Buffer>>;
+  read<T extends Uint8Array>(a?: T | { buffer: T; offset?: number; length?: number; position?: number | null },
+    offset?: number | null, length?: number | null, position?: number | null): Promise<ReadResult<T>> {
+    let buffer: T;
+    if (a === undefined) {
+      buffer = Buffer.alloc(16384) as unknown as T;
+    } else if (a instanceof Uint8Array) {
+      buffer = a;
+    } else {
+      buffer = a.buffer; offset = a.offset; length = a.length; position = a.position;
+    }
+    return nodeCall('read', this.path, () => this.track(this.doRead(buffer, offset ?? 0, length ?? buffer.byteLength - (offset ?? 0), position)));
+  }
+
+  private async doRead<T extends Uint8Array>(buffer: T, offset: number, length: number, position: number | null | undefined): Promise<ReadResult<T>> {
+    this.checkOpen('read');
+    if (!this.mode.readable) throw flyfsError('FLYFS_ERR_BAD_HANDLE', 'handle is not open for reading', { path: this.path });
+    const pos = position ?? this.position;
+    validateRange(pos, length, this.path);
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset + length > buffer.byteLength) {
+      throw flyfsError('FLYFS_ERR_INVALID_ARGUMENT', `offset ${offset} + length ${length} outside a buffer of ${buffer.byteLength}`, { path: this.path });
+    }
+    const layout = this.attrs.layout;
+    const into = buffer.subarray(offset, offset + length);
+    const bytesRead = layout ? await readRange(this.io, layout, this.attrs.inodeId, this.length, pos, into, length) : 0;
+    if (position === null || position === undefined) this.position = pos + bytesRead;
+    return { bytesRead, buffer };
+  }
+
+  /** write(buffer, offset?, length?, position?) or write(string, position?, encoding?). */
+  write<T extends Uint8Array>(buffer: T, offset?: number | null, length?: number | null, position?: number | null): Promise<WriteResult<T>>;
+  write(data: string, position?: number | null, encoding?: BufferEncoding): Promise<WriteResult<string>>;
+  write(data: Uint8Array | string, a?: number | null, b?: number | null | BufferEncoding, c?: number | null): Promise<WriteResult<Uint8Array | string>> {
+    if (typeof data === 'string') {
+      const bytes = Buffer.from(data, (typeof b === 'string' ? b : 'utf8'));
+      return nodeCall('write', this.path, () => this.track(this.doWrite(bytes, 0, bytes.byteLength, a)))
+        .then((r) => ({ bytesWritten: r.bytesWritten, buffer: data }));
+    }
+    const offset = a ?? 0;
+    const length = typeof b === 'number' ? b : data.byteLength - offset;
+    return nodeCall('write', this.path, () => this.track(this.doWrite(data, offset, length, c)));
+  }
+
+  private async doWrite<T extends Uint8Array>(buffer: T, offset: number, length: number, position: number | null | undefined): Promise<WriteResult<T>> {
+    this.checkOpen('write');
+    if (!this.mode.writable) throw flyfsError('FLYFS_ERR_BAD_HANDLE', 'handle is not open for writing', { path: this.path });
+    if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0 || offset + length > buffer.byteLength) {
+      throw flyfsError('FLYFS_ERR_INVALID_ARGUMENT', `offset ${offset} + length ${length} outside a buffer of ${buffer.byteLength}`, { path: this.path });
+    }
+    const pos = this.mode.append ? this.length : (position ?? this.position);
+    validateRange(pos, length, this.path);
+    const layout = this.attrs.layout;
+    if (!layout) throw flyfsError('FLYFS_ERR_INTERNAL', 'file has no layout', { path: this.path });
+    await writeRange(this.io, layout, this.attrs.inodeId, pos, buffer.subarray(offset, offset + length));
+    this.length = Math.max(this.length, pos + length);
+    if (position === null || position === undefined || this.mode.append) this.position = pos + length;
+    return { bytesWritten: length, buffer };
+  }
+
+  async stat(): Promise<FlyfsStats> {
+    return nodeCall('fstat', this.path, async () => {
+      this.checkOpen('stat');
+      const fresh = await this.meta.stat(this.path).catch(() => this.attrs);
+      const attrs = fresh.inodeId === this.attrs.inodeId ? fresh : this.attrs;
+      return new FlyfsStats({ ...attrs, length: Math.max(attrs.length, this.length) });
+    });
+  }
+
+  /** Reads the whole file from the start. */
+  async readFile(options?: { encoding?: BufferEncoding | null } | BufferEncoding | null): Promise<Buffer | string> {
+    const encoding = typeof options === 'string' ? options : options?.encoding ?? null;
+    const buf = Buffer.allocUnsafe(this.length);
+    let done = 0;
+    while (done < buf.byteLength) {
+      const { bytesRead } = await this.read(buf, done, buf.byteLength - done, done);
+      if (bytesRead === 0) break;
+      done += bytesRead;
+    }
+    const out = done === buf.byteLength ? buf : buf.subarray(0, done);
+    return encoding ? out.toString(encoding) : out;
+  }
+
+  /** Writes data at the current position (0 for a fresh handle), as Node's handle.writeFile. */
+  async writeFile(data: string | Uint8Array, options?: { encoding?: BufferEncoding } | BufferEncoding): Promise<void> {
+    const encoding = typeof options === 'string' ? options : options?.encoding ?? 'utf8';
+    const bytes = typeof data === 'string' ? Buffer.from(data, encoding) : data;
+    await this.write(bytes, 0, bytes.byteLength, null);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.allSettled([...this.pending]);
+    await nodeCall('close', this.path, async () => {
+      if (this.mode.writable) this.attrs = await this.meta.close(this.attrs.inodeId, this.sessionId, this.length);
+    });
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> { await this.close(); }
+}

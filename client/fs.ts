@@ -1,0 +1,192 @@
+// The file system a client gets from connect(): methods follow node:fs/promises.
+import { randomUUID } from 'node:crypto';
+import { flyfsError } from '../common/errors.js';
+import { limits } from '../common/limits.js';
+import { splitPath, joinPath } from '../common/names.js';
+import { createChunkTransport, type ChunkTransport, type TransportKind } from './chunk-transport.js';
+import { FileHandle, type HandleMode } from './file-handle.js';
+import type { FileIoContext } from './file-io.js';
+import { MetadataClient, OpenFlags } from './metadata-client.js';
+import { nodeCall } from './node-errors.js';
+import { RoutingCache } from './routing.js';
+import { FlyfsDirent, FlyfsStats } from './stats.js';
+
+export interface ConnectOptions {
+  /** Data path to the storage servers: 'framed' (default, the faster) or 'grpc'. */
+  transport?: TransportKind;
+  /** Bytes one read or write keeps in flight to storage servers. */
+  inflightBytesMax?: number;
+  /** Deadline of one operation, retries included. */
+  deadlineMs?: number;
+  clientId?: string;
+}
+
+export type OpenFlagString = 'r' | 'r+' | 'rs+' | 'w' | 'wx' | 'w+' | 'wx+' | 'a' | 'ax' | 'a+' | 'ax+';
+
+function parseFlags(flags: string | number): { bits: number; mode: HandleMode } {
+  if (typeof flags === 'number') throw flyfsError('FLYFS_ERR_INVALID_ARGUMENT', 'numeric open flags are not supported; use a string');
+  const f = flags.replace('s', '');
+  const table: Record<string, number> = {
+    'r': OpenFlags.read,
+    'r+': OpenFlags.read | OpenFlags.write,
+    'w': OpenFlags.write | OpenFlags.create | OpenFlags.truncate,
+    'wx': OpenFlags.write | OpenFlags.create | OpenFlags.truncate | OpenFlags.exclusive,
+    'w+': OpenFlags.read | OpenFlags.write | OpenFlags.create | OpenFlags.truncate,
+    'wx+': OpenFlags.read | OpenFlags.write | OpenFlags.create | OpenFlags.truncate | OpenFlags.exclusive,
+    'a': OpenFlags.write | OpenFlags.create | OpenFlags.append,
+    'ax': OpenFlags.write | OpenFlags.create | OpenFlags.append | OpenFlags.exclusive,
+    'a+': OpenFlags.read | OpenFlags.write | OpenFlags.create | OpenFlags.append,
+    'ax+': OpenFlags.read | OpenFlags.write | OpenFlags.create | OpenFlags.append | OpenFlags.exclusive,
+  };
+  const bits = table[f];
+  if (bits === undefined) throw flyfsError('FLYFS_ERR_INVALID_ARGUMENT', `unknown open flags '${flags}'`);
+  return {
+    bits,
+    mode: { readable: (bits & OpenFlags.read) !== 0, writable: (bits & OpenFlags.write) !== 0, append: (bits & OpenFlags.append) !== 0 },
+  };
+}
+
+type Encoding = BufferEncoding | null | undefined;
+function encodingOf(options: { encoding?: Encoding } | BufferEncoding | null | undefined): Encoding {
+  return typeof options === 'string' ? options : options?.encoding ?? null;
+}
+
+/** Normalizes a user path: absolute, validated components, no trailing slash. */
+function norm(path: string): string {
+  return joinPath(splitPath(path));
+}
+
+export class FileSystem {
+  private readonly meta: MetadataClient;
+  private readonly routing: RoutingCache;
+  private readonly transport: ChunkTransport;
+  private readonly io: FileIoContext;
+  private nextRequestId = 1;
+  private closed = false;
+
+  /** @internal use connect(). */
+  constructor(addresses: readonly string[], options: ConnectOptions = {}) {
+    const clientId = options.clientId ?? randomUUID();
+    this.meta = new MetadataClient(addresses, clientId, options.deadlineMs === undefined ? {} : { deadlineMs: options.deadlineMs });
+    this.routing = new RoutingCache(() => this.meta.routingInfo());
+    this.transport = createChunkTransport(options.transport ?? 'framed');
+    this.io = {
+      transport: this.transport, routing: this.routing, clientId,
+      nextRequestId: () => this.nextRequestId++,
+      inflightBytesMax: options.inflightBytesMax ?? limits.clientInflightBytesDefault,
+      deadlineMs: options.deadlineMs ?? limits.rpcDeadlineMsDefault,
+    };
+  }
+
+  /** @internal fetches routing info once so the first I/O does not wait for it. */
+  async init(): Promise<void> { await this.routing.refresh(); }
+
+  async mkdir(path: string, options?: { recursive?: boolean; mode?: number; chunkSizeBytes?: number; stripe?: number } | number): Promise<string | undefined> {
+    const o = typeof options === 'number' ? { mode: options } : options ?? {};
+    return nodeCall('mkdir', path, async () => {
+      const p = norm(path);
+      const recursive = o.recursive ?? false;
+      let firstCreated: string | undefined;
+      if (recursive) {
+        // Node returns the first directory created; find it before creating.
+        const parts = splitPath(p);
+        for (let i = 1; i <= parts.length; i++) {
+          const sub = joinPath(parts.slice(0, i));
+          try { await this.meta.stat(sub); } catch { firstCreated = sub; break; }
+        }
+      }
+      const args: { recursive: boolean; mode: number; chunkSizeBytes?: number; stripe?: number } = { recursive, mode: o.mode ?? 0o777 };
+      if (o.chunkSizeBytes !== undefined) args.chunkSizeBytes = o.chunkSizeBytes;
+      if (o.stripe !== undefined) args.stripe = o.stripe;
+      await this.meta.mkdir(p, args);
+      return recursive ? firstCreated : undefined;
+    });
+  }
+
+  async open(path: string, flags: OpenFlagString | string = 'r', mode = 0o666): Promise<FileHandle> {
+    return nodeCall('open', path, async () => {
+      const p = norm(path);
+      const { bits, mode: handleMode } = parseFlags(flags);
+      const { attrs, sessionId } = await this.meta.open(p, bits, mode);
+      if (attrs.kind === 'directory' && handleMode.writable) throw flyfsError('FLYFS_ERR_IS_DIR', undefined, { path });
+      return new FileHandle(this.io, this.meta, p, attrs, sessionId, handleMode);
+    });
+  }
+
+  async readFile(path: string, options?: { encoding?: Encoding; flag?: string } | BufferEncoding | null): Promise<Buffer | string> {
+    const handle = await this.open(path, typeof options === 'object' && options?.flag ? options.flag : 'r');
+    try {
+      const st = await this.meta.stat(handle.path).catch(() => undefined);
+      if (st?.kind === 'directory') throw flyfsError('FLYFS_ERR_IS_DIR', undefined, { path });
+      return await handle.readFile(encodingOf(options) ?? null);
+    } catch (err) {
+      throw err instanceof Error && 'flyfsCode' in err ? err : await nodeCall('read', path, () => Promise.reject(err));
+    } finally {
+      await handle.close();
+    }
+  }
+
+  async writeFile(path: string, data: string | Uint8Array, options?: { encoding?: BufferEncoding; flag?: string; mode?: number } | BufferEncoding): Promise<void> {
+    const o = typeof options === 'string' ? { encoding: options } : options ?? {};
+    const handle = await this.open(path, o.flag ?? 'w', o.mode ?? 0o666);
+    let failed = true;
+    try {
+      await handle.writeFile(data, o.encoding === undefined ? {} : { encoding: o.encoding });
+      failed = false;
+    } finally {
+      if (failed) await handle.close().catch(() => undefined);
+      else await handle.close();
+    }
+  }
+
+  async appendFile(path: string, data: string | Uint8Array, options?: { encoding?: BufferEncoding; mode?: number } | BufferEncoding): Promise<void> {
+    const o = typeof options === 'string' ? { encoding: options } : options ?? {};
+    await this.writeFile(path, data, { ...o, flag: 'a' });
+  }
+
+  readdir(path: string, options: { withFileTypes: true }): Promise<FlyfsDirent[]>;
+  readdir(path: string, options?: { withFileTypes?: false } | BufferEncoding): Promise<string[]>;
+  async readdir(path: string, options?: { withFileTypes?: boolean } | BufferEncoding): Promise<string[] | FlyfsDirent[]> {
+    return nodeCall('scandir', path, async () => {
+      const p = norm(path);
+      const entries = await this.meta.readdir(p);
+      if (typeof options === 'object' && options.withFileTypes) return entries.map((e) => new FlyfsDirent(e.name, p, e.kind));
+      return entries.map((e) => e.name);
+    });
+  }
+
+  async stat(path: string): Promise<FlyfsStats> {
+    return nodeCall('stat', path, async () => new FlyfsStats(await this.meta.stat(norm(path))));
+  }
+
+  /** No symlinks yet (issue 3): lstat and stat agree. */
+  async lstat(path: string): Promise<FlyfsStats> {
+    return nodeCall('lstat', path, async () => new FlyfsStats(await this.meta.stat(norm(path))));
+  }
+
+  async rename(oldPath: string, newPath: string): Promise<void> {
+    return nodeCall('rename', oldPath, () => this.meta.rename(norm(oldPath), norm(newPath)), newPath);
+  }
+
+  async unlink(path: string): Promise<void> {
+    return nodeCall('unlink', path, () => this.meta.unlink(norm(path)));
+  }
+
+  async rmdir(path: string): Promise<void> {
+    return nodeCall('rmdir', path, () => this.meta.rmdir(norm(path)));
+  }
+
+  /** Routing info as the client sees it (for tools). */
+  async routingInfo(): ReturnType<MetadataClient['routingInfo']> {
+    return this.meta.routingInfo();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.transport.close();
+    this.meta.shutdown();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> { await this.close(); }
+}

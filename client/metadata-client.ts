@@ -1,0 +1,178 @@
+// The client's side of the metaserver: Metadata and Management over gRPC, converting wire
+// messages to the client's domain types at the edge. Retryable failures (a metaserver that is
+// restarting, UNAVAILABLE) are retried across the given addresses within the deadline.
+import { callUnary, grpc, loadProtos, channelOptions } from '../common/grpc.js';
+import { FlyfsError, flyfsError } from '../common/errors.js';
+import { limits } from '../common/limits.js';
+import type { FileLayout } from '../common/layout.js';
+import type { MetadataClient as GrpcMetadataClient } from '../proto/gen/flyfs/v1/Metadata.js';
+import type { ManagementClient as GrpcManagementClient } from '../proto/gen/flyfs/v1/Management.js';
+import type { Inode__Output } from '../proto/gen/flyfs/v1/Inode.js';
+import type { RoutingInfo__Output } from '../proto/gen/flyfs/v1/RoutingInfo.js';
+import type { DirEntry__Output } from '../proto/gen/flyfs/v1/DirEntry.js';
+
+export type InodeKind = 'file' | 'directory' | 'symlink';
+
+export interface InodeAttrs {
+  inodeId: number;
+  kind: InodeKind;
+  mode: number;
+  nlink: number;
+  length: number;
+  ctimeMs: number;
+  mtimeMs: number;
+  atimeMs: number;
+  birthtimeMs: number;
+  layout?: FileLayout;
+  layoutPolicy?: { chunkSizeBytes: number; stripe: number; chainTableId: number };
+}
+
+export interface DirEntryInfo { name: string; kind: InodeKind; inodeId: number }
+
+export type RoutingInfo = RoutingInfo__Output;
+
+export const OpenFlags = { read: 1, write: 2, create: 4, exclusive: 8, truncate: 16, append: 32 } as const;
+
+function kindOf(type: string): InodeKind {
+  switch (type) {
+    case 'INODE_TYPE_DIRECTORY': return 'directory';
+    case 'INODE_TYPE_SYMLINK': return 'symlink';
+    default: return 'file';
+  }
+}
+
+export function toAttrs(inode: Inode__Output | null): InodeAttrs {
+  if (!inode) throw flyfsError('FLYFS_ERR_INTERNAL', 'reply carries no inode');
+  const attrs: InodeAttrs = {
+    inodeId: inode.inodeId, kind: kindOf(inode.type), mode: inode.mode, nlink: inode.nlink, length: inode.length,
+    ctimeMs: inode.ctimeMs, mtimeMs: inode.mtimeMs, atimeMs: inode.atimeMs, birthtimeMs: inode.birthtimeMs || inode.ctimeMs,
+  };
+  const l = inode.layout;
+  if (l && l.chunkSize > 0) {
+    attrs.layout = {
+      chunkSizeBytes: l.chunkSize, stripe: l.stripe, chainTableId: l.chainTableId,
+      chainTableVersion: l.chainTableVersion, chains: l.chains, seed: l.seed,
+    };
+  }
+  const p = inode.layoutPolicy;
+  if (p) attrs.layoutPolicy = { chunkSizeBytes: p.chunkSize, stripe: p.stripe, chainTableId: p.chainTableId };
+  return attrs;
+}
+
+function toEntry(e: DirEntry__Output): DirEntryInfo {
+  return { name: e.name, kind: kindOf(e.type), inodeId: e.inodeId };
+}
+
+export interface MetadataClientOptions { deadlineMs?: number }
+
+export class MetadataClient {
+  private readonly metadata: GrpcMetadataClient[];
+  private readonly management: GrpcManagementClient[];
+  private preferred = 0;
+  private nextRequestId = 1;
+  readonly clientId: string;
+  private readonly deadlineMs: number;
+
+  constructor(addresses: readonly string[], clientId: string, options: MetadataClientOptions = {}) {
+    if (addresses.length === 0) throw flyfsError('FLYFS_ERR_NOT_CONNECTED');
+    const protos = loadProtos();
+    const creds = grpc.credentials.createInsecure();
+    this.metadata = addresses.map((a) => new protos.flyfs.v1.Metadata(a, creds, channelOptions));
+    this.management = addresses.map((a) => new protos.flyfs.v1.Management(a, creds, channelOptions));
+    this.clientId = clientId;
+    this.deadlineMs = options.deadlineMs ?? limits.rpcDeadlineMsDefault;
+  }
+
+  private ctx(): { clientId: string; requestId: number } {
+    return { clientId: this.clientId, requestId: this.nextRequestId++ };
+  }
+
+  /** Calls one method on the preferred replica, moving on to the others while the failure is retryable. */
+  private async call<C extends grpc.Client, Res>(clients: C[], invoke: (c: C, deadlineMs: number) => Promise<Res>): Promise<Res> {
+    const deadline = Date.now() + this.deadlineMs;
+    let lastErr: FlyfsError | undefined;
+    for (let attempt = 0; attempt <= limits.rpcRetriesMax; attempt++) {
+      const i = (this.preferred + attempt) % clients.length;
+      const left = deadline - Date.now();
+      if (left <= 0) break;
+      try {
+        const res = await invoke(clients[i]!, left);
+        this.preferred = i;
+        return res;
+      } catch (err) {
+        const fe = err instanceof FlyfsError ? err : flyfsError('FLYFS_ERR_INTERNAL', String(err), { cause: err });
+        if (!fe.retryable) throw fe;
+        lastErr = fe;
+        await new Promise((r) => setTimeout(r, Math.min(50 * 2 ** attempt, 1000, Math.max(0, deadline - Date.now()))));
+      }
+    }
+    throw lastErr ?? flyfsError('FLYFS_ERR_TIMEOUT', 'metaserver did not answer in time');
+  }
+
+  private meta<Res>(invoke: (c: GrpcMetadataClient, deadlineMs: number) => Promise<Res>): Promise<Res> {
+    return this.call(this.metadata, invoke);
+  }
+
+  async mkdir(path: string, options: { recursive: boolean; mode: number; chunkSizeBytes?: number; stripe?: number }): Promise<InodeAttrs> {
+    const ctx = this.ctx();
+    const r = await this.meta((c, d) => callUnary(c, c.Mkdir, {
+      ctx, path, mode: options.mode, recursive: options.recursive,
+      layoutPolicy: { chunkSize: options.chunkSizeBytes ?? 0, stripe: options.stripe ?? 0, chainTableId: 0 },
+    }, d));
+    return toAttrs(r.inode);
+  }
+
+  async open(path: string, flags: number, mode: number): Promise<{ attrs: InodeAttrs; sessionId: number }> {
+    const ctx = this.ctx();
+    const r = await this.meta((c, d) => callUnary(c, c.Open, { ctx, path, flags, mode }, d));
+    return { attrs: toAttrs(r.inode), sessionId: r.sessionId };
+  }
+
+  async stat(path: string): Promise<InodeAttrs> {
+    const r = await this.meta((c, d) => callUnary(c, c.Stat, { path }, d));
+    return toAttrs(r.inode);
+  }
+
+  async readdir(path: string): Promise<DirEntryInfo[]> {
+    const out: DirEntryInfo[] = [];
+    let cursor = '';
+    for (;;) {
+      const page = await this.meta((c, d) => callUnary(c, c.Readdir, { path, cursor, limit: limits.readdirPageMax }, d));
+      for (const e of page.entries) out.push(toEntry(e));
+      if (!page.nextCursor) return out;
+      cursor = page.nextCursor;
+    }
+  }
+
+  async rename(fromPath: string, toPath: string): Promise<void> {
+    const ctx = this.ctx();
+    await this.meta((c, d) => callUnary(c, c.Rename, { ctx, fromPath, toPath }, d));
+  }
+
+  async unlink(path: string): Promise<void> {
+    const ctx = this.ctx();
+    await this.meta((c, d) => callUnary(c, c.Unlink, { ctx, path }, d));
+  }
+
+  async rmdir(path: string): Promise<void> {
+    const ctx = this.ctx();
+    await this.meta((c, d) => callUnary(c, c.Rmdir, { ctx, path }, d));
+  }
+
+  async close(inodeId: number, sessionId: number, length: number | undefined): Promise<InodeAttrs> {
+    const ctx = this.ctx();
+    const r = await this.meta((c, d) => callUnary(c, c.Close, {
+      ctx, inodeId, sessionId, length: length ?? 0, lengthSet: length !== undefined,
+    }, d));
+    return toAttrs(r.inode);
+  }
+
+  async routingInfo(): Promise<RoutingInfo> {
+    return this.call(this.management, (c, d) => callUnary(c, c.GetRoutingInfo, { knownVersion: 0 }, d));
+  }
+
+  shutdown(): void {
+    // The generated Metadata client has a Close RPC that shadows grpc.Client#close.
+    for (const c of [...this.metadata, ...this.management]) grpc.Client.prototype.close.call(c);
+  }
+}

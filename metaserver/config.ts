@@ -1,0 +1,103 @@
+// The metaserver's one typed, validated configuration, with its defaults and its CLI parser.
+import { flyfsError } from '../common/errors.js';
+import { limits } from '../common/limits.js';
+import { validateChunkSize } from '../common/layout.js';
+
+export interface MetaserverConfig {
+  /** Folder of the LMDB environment (created if missing). */
+  dataDir: string;
+  /** Listen host of gRPC and HTTP. Default 127.0.0.1. */
+  host: string;
+  /** gRPC port; 0 (default) picks an ephemeral one. */
+  grpcPort: number;
+  /** HTTP port; 0 (default) picks an ephemeral one. */
+  httpPort: number;
+  /** Node lease. Default limits.leaseMsDefault. */
+  leaseMs: number;
+  /** Chunk size of the root directory's layout policy. Default limits.chunkSizeBytesDefault. */
+  rootChunkSizeBytes: number;
+  /** Stripe of the root directory's layout policy. Default limits.stripeDefault. */
+  rootStripe: number;
+  /** How often the chunk garbage collector runs. Default metaserverDefaults.gcIntervalMs. */
+  gcIntervalMs: number;
+}
+
+export const metaserverDefaults = {
+  host: '127.0.0.1',
+  grpcPort: 0,
+  httpPort: 0,
+  leaseMs: limits.leaseMsDefault,
+  rootChunkSizeBytes: limits.chunkSizeBytesDefault,
+  rootStripe: limits.stripeDefault,
+  gcIntervalMs: 1_000,
+} as const;
+
+/** Bounds local to the metaserver. */
+export const metaserverLimits = {
+  leaseMsMin: 100,
+  leaseMsMax: 600_000,
+  gcIntervalMsMin: 10,
+  gcIntervalMsMax: 600_000,
+  /** Longest pause between two attempts of one GC entry. */
+  gcBackoffMsMax: 60_000,
+  /** Remembered (clientId, requestId) results; the oldest are forgotten first. */
+  requestCacheEntriesMax: 100_000,
+  /** Bytes of a client id. */
+  clientIdBytesMax: 128,
+  /** Mutations one group commit carries. */
+  commitBatchMax: 1024,
+  /** Bytes of an address or hostname in a registration. */
+  addressBytesMax: 256,
+} as const;
+
+function bad(detail: string): never {
+  throw flyfsError('FLYFS_ERR_BAD_CONFIG', detail);
+}
+
+function checkInt(name: string, value: number, min: number, max: number): void {
+  if (!Number.isSafeInteger(value) || value < min || value > max) bad(`${name} must be an integer in [${min}, ${max}], got ${value}`);
+}
+
+/** Fills defaults and validates; throws FLYFS_ERR_BAD_CONFIG. */
+export function metaserverConfig(input: Partial<MetaserverConfig> & { dataDir: string }): MetaserverConfig {
+  const c: MetaserverConfig = { ...metaserverDefaults, ...input };
+  if (typeof c.dataDir !== 'string' || c.dataDir.length === 0) bad('dataDir (--data) is required');
+  if (typeof c.host !== 'string' || c.host.length === 0) bad('host must not be empty');
+  checkInt('grpcPort', c.grpcPort, 0, 65535);
+  checkInt('httpPort', c.httpPort, 0, 65535);
+  checkInt('leaseMs', c.leaseMs, metaserverLimits.leaseMsMin, metaserverLimits.leaseMsMax);
+  checkInt('rootStripe', c.rootStripe, 1, limits.stripeMax);
+  checkInt('gcIntervalMs', c.gcIntervalMs, metaserverLimits.gcIntervalMsMin, metaserverLimits.gcIntervalMsMax);
+  try { validateChunkSize(c.rootChunkSizeBytes); } catch (err) { bad(`rootChunkSizeBytes: ${(err as Error).message}`); }
+  return c;
+}
+
+const flagToKey: Record<string, keyof MetaserverConfig> = {
+  '--data': 'dataDir', '--host': 'host', '--port': 'grpcPort', '--http-port': 'httpPort',
+  '--lease-ms': 'leaseMs', '--chunk-size': 'rootChunkSizeBytes', '--stripe': 'rootStripe', '--gc-interval-ms': 'gcIntervalMs',
+};
+
+function parseNumber(flag: string, text: string): number {
+  if (!/^\d+$/.test(text)) bad(`${flag} expects a non-negative integer, got '${text}'`);
+  return Number(text);
+}
+
+/** Parses `--data DIR --host H --port P --http-port P --lease-ms N --chunk-size N --stripe N [--gc-interval-ms N]`. */
+export function parseMetaserverArgs(argv: readonly string[]): MetaserverConfig {
+  const out: Partial<MetaserverConfig> = {};
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const eq = arg.indexOf('=');
+    const flag = arg.startsWith('--') && eq > 0 ? arg.slice(0, eq) : arg;
+    const key = flagToKey[flag];
+    if (key === undefined) bad(`unknown argument '${arg}'`);
+    let value: string | undefined;
+    if (flag !== arg) value = arg.slice(eq + 1);
+    else { value = argv[i + 1]; i++; }
+    if (value === undefined || value.length === 0) bad(`${flag} needs a value`);
+    if (key === 'dataDir' || key === 'host') out[key] = value;
+    else out[key] = parseNumber(flag, value);
+  }
+  if (out.dataDir === undefined) bad('--data DIR is required');
+  return metaserverConfig({ ...out, dataDir: out.dataDir });
+}

@@ -1,0 +1,62 @@
+// Background chunk garbage collection: drains the persisted GC queue by asking the storage
+// servers to remove each removed file's chunks; failures stay queued and back off.
+import type { Logger } from '../common/log.js';
+import { limits } from '../common/limits.js';
+import { metaserverLimits } from './config.js';
+import type { MetaStore } from './store.js';
+import type { ChunkRemover, GcEntry } from './types.js';
+
+export interface GcRunnerOptions {
+  store: MetaStore;
+  remover: ChunkRemover;
+  intervalMs: number;
+  now?: () => number;
+  logger?: Logger;
+}
+
+export class GcRunner {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<number> | undefined;
+  private readonly now: () => number;
+
+  constructor(private readonly o: GcRunnerOptions) { this.now = o.now ?? Date.now; }
+
+  start(): void {
+    if (this.timer !== undefined) return;
+    this.timer = setInterval(() => { void this.runOnce().catch((err: unknown) => this.o.logger?.warn({ err }, 'gc pass failed')); }, this.o.intervalMs);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer !== undefined) clearInterval(this.timer);
+    this.timer = undefined;
+    await this.running?.catch(() => undefined);
+  }
+
+  /** One pass over the due entries; resolves to how many entries were finished. */
+  runOnce(): Promise<number> {
+    if (this.running !== undefined) return this.running;
+    this.running = this.pass().finally(() => { this.running = undefined; });
+    return this.running;
+  }
+
+  private async pass(): Promise<number> {
+    const t = this.now();
+    const due = this.o.store.gcEntries(limits.gcBatchMax).filter((e) => e.nextAttemptMs <= t);
+    let done = 0;
+    for (const entry of due) if (await this.attempt(entry)) done++;
+    return done;
+  }
+
+  private async attempt(entry: GcEntry): Promise<boolean> {
+    const results = await Promise.allSettled(entry.chains.map((chainId) => this.o.remover({ inodeId: entry.inodeId, chainId, fromIndex: entry.fromIndex })));
+    const left = entry.chains.filter((_, i) => results[i]!.status === 'rejected');
+    if (left.length > 0) {
+      const first = results.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+      this.o.logger?.warn({ inodeId: entry.inodeId, chains: left, err: first.reason }, 'chunk removal failed, will retry');
+    }
+    const backoffMs = Math.min(this.o.intervalMs * 2 ** Math.min(entry.attempts, 16), metaserverLimits.gcBackoffMsMax);
+    await this.o.store.gcUpdate(entry, left, this.now() + backoffMs);
+    return left.length === 0;
+  }
+}

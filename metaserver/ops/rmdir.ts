@@ -1,0 +1,17 @@
+// rmdir: empty directories only, never the root.
+import { flyfsError } from '../../common/errors.js';
+import type { MetaDb } from '../db.js';
+import { dirIsEmpty, getDirent, resolveParent, touch } from './paths.js';
+
+export function rmdirOp(db: MetaDb, a: { parts: readonly string[]; path: string; nowMs: number }): Record<string, never> {
+  if (a.parts.length === 0) throw flyfsError('FLYFS_ERR_BUSY', 'cannot remove the root', { path: a.path });
+  const { parent, name } = resolveParent(db, a.parts, a.path);
+  const dirent = getDirent(db, parent.inodeId, name);
+  if (dirent === undefined) throw flyfsError('FLYFS_ERR_NOT_FOUND', undefined, { path: a.path });
+  if (dirent.kind !== 'dir') throw flyfsError('FLYFS_ERR_NOT_DIR', undefined, { path: a.path });
+  if (!dirIsEmpty(db, dirent.inodeId)) throw flyfsError('FLYFS_ERR_NOT_EMPTY', undefined, { path: a.path });
+  db.dirents.removeSync([parent.inodeId, name]);
+  db.inodes.removeSync(dirent.inodeId);
+  touch(db, parent, a.nowMs, { nlink: parent.nlink - 1 });
+  return {};
+}

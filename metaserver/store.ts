@@ -1,0 +1,264 @@
+// The namespace store: validates domain arguments, runs each mutation as one child transaction
+// of a group commit, and remembers (clientId, requestId) results so retries are idempotent.
+// It knows nothing of gRPC; the service converts wire messages before calling it.
+import { FlyfsError, flyfsError } from '../common/errors.js';
+import { ROOT_INODE_ID, inodeId as toInodeId, sessionId as toSessionId, type InodeId } from '../common/ids.js';
+import { validateChunkSize, validateRange } from '../common/layout.js';
+import { limits } from '../common/limits.js';
+import { splitPath, validateName } from '../common/names.js';
+import { metaserverLimits } from './config.js';
+import { nextCounter, openMetaDb, type MetaDb } from './db.js';
+import { closeOp } from './ops/close.js';
+import { mkdirOp } from './ops/mkdir.js';
+import { isWriteOpen, openOp, type OpenResult } from './ops/open.js';
+import { getInode, resolveInode } from './ops/paths.js';
+import { readdirOp, type ReaddirPage } from './ops/readdir.js';
+import { renameOp } from './ops/rename.js';
+import { rmdirOp } from './ops/rmdir.js';
+import { unlinkOp } from './ops/unlink.js';
+import {
+  OpenFlags, openFlagsAll,
+  type ChainTableSource, type ChunkRemover, type GcEntry, type InodeRecord, type LayoutPolicy, type RequestContext,
+} from './types.js';
+
+export interface MetaStoreOptions {
+  dataDir: string;
+  rootChunkSizeBytes: number;
+  rootStripe: number;
+  now?: () => number;
+  /** Chain tables for new files' layouts; set later with setChainTables when the cluster map shares the store. */
+  chainTables?: ChainTableSource;
+  /** Chunk removal for open(TRUNCATE); without one truncating a file with chunks fails UNAVAILABLE. */
+  removeChunks?: ChunkRemover;
+}
+
+interface RequestRecord { seq: number; op: string; ok: boolean; value: unknown; code?: string; message?: string }
+
+const noTables: ChainTableSource = { chainTable: () => undefined };
+
+export class MetaStore {
+  readonly db: MetaDb;
+  private readonly now: () => number;
+  private tables: ChainTableSource;
+  private remover: ChunkRemover | undefined;
+
+  private constructor(db: MetaDb, options: MetaStoreOptions) {
+    this.db = db;
+    this.now = options.now ?? Date.now;
+    this.tables = options.chainTables ?? noTables;
+    this.remover = options.removeChunks;
+  }
+
+  static async open(options: MetaStoreOptions): Promise<MetaStore> {
+    validateChunkSize(options.rootChunkSizeBytes);
+    const store = new MetaStore(openMetaDb(options.dataDir), options);
+    await store.ensureRoot(options);
+    return store;
+  }
+
+  setChainTables(tables: ChainTableSource): void { this.tables = tables; }
+  setChunkRemover(remover: ChunkRemover): void { this.remover = remover; }
+
+  private async ensureRoot(options: MetaStoreOptions): Promise<void> {
+    if (getInode(this.db, ROOT_INODE_ID) !== undefined) return;
+    const t = this.now();
+    await this.db.commit(() => {
+      if (getInode(this.db, ROOT_INODE_ID) !== undefined) return;
+      const root: InodeRecord = {
+        inodeId: ROOT_INODE_ID, kind: 'dir', mode: 0o755, nlink: 2, length: 0,
+        ctimeMs: t, mtimeMs: t, atimeMs: t, birthtimeMs: t, parentId: ROOT_INODE_ID,
+        layoutPolicy: { chunkSizeBytes: options.rootChunkSizeBytes, stripe: Math.min(options.rootStripe, limits.stripeMax), chainTableId: 1 },
+      };
+      this.db.inodes.putSync(ROOT_INODE_ID, root);
+      this.db.counters.putSync('inode', 1);
+    });
+  }
+
+  async close(): Promise<void> { await this.db.close(); }
+
+  // ---- reads ----
+
+  stat(path: string): InodeRecord {
+    const parts = splitPath(path);
+    return resolveInode(this.db, parts, path);
+  }
+
+  statInode(id: InodeId): InodeRecord | undefined { return getInode(this.db, id); }
+
+  readdir(path: string, options: { cursor?: string; limit?: number } = {}): ReaddirPage {
+    const parts = splitPath(path);
+    const cursor = options.cursor ?? '';
+    if (cursor !== '') validateName(cursor, path);
+    const limit = checkCount('limit', options.limit ?? 0);
+    return readdirOp(this.db, { parts, path, cursor, limit: limit === 0 ? limits.readdirPageMax : Math.min(limit, limits.readdirPageMax) });
+  }
+
+  inodeCount(): number { return this.db.inodes.getCount(); }
+
+  // ---- mutations ----
+
+  async mkdir(path: string, options: { mode?: number; recursive?: boolean; layoutPolicy?: Partial<LayoutPolicy>; ctx?: RequestContext } = {}): Promise<InodeRecord> {
+    const parts = splitPath(path);
+    const policy = this.checkPolicy(options.layoutPolicy);
+    const mode = checkMode(options.mode, 0o755);
+    return this.mutate('mkdir', options.ctx, () => mkdirOp(this.db, { parts, path, mode, recursive: options.recursive ?? false, policy, nowMs: this.now() }));
+  }
+
+  async open(path: string, options: { flags: number; mode?: number; ctx?: RequestContext }): Promise<OpenResult> {
+    const parts = splitPath(path);
+    const flags = options.flags;
+    if (!Number.isSafeInteger(flags) || flags < 0 || (flags & ~openFlagsAll) !== 0) throw flyfsError('FLYFS_ERR_INVALID_ARGUMENT', `open flags ${flags}`, { path });
+    if ((flags & OpenFlags.truncate) !== 0 && !isWriteOpen(flags)) throw flyfsError('FLYFS_ERR_INVALID_ARGUMENT', 'truncate needs a write open', { path });
+    const mode = checkMode(options.mode, 0o644);
+    const cached = this.cachedResult<OpenResult>('open', options.ctx);
+    if (cached !== undefined) return cached;
+    if ((flags & OpenFlags.truncate) !== 0) await this.removeChunksForTruncate(parts, path);
+    const clientId = options.ctx?.clientId ?? '';
+    return this.mutate('open', options.ctx, () => openOp(this.db, { parts, path, flags, mode, clientId, nowMs: this.now(), tables: this.tables }));
+  }
+
+  async rename(fromPath: string, toPath: string, options: { ctx?: RequestContext } = {}): Promise<Record<string, never>> {
+    const from = splitPath(fromPath);
+    const to = splitPath(toPath);
+    return this.mutate('rename', options.ctx, () => renameOp(this.db, { from, to, fromPath, toPath, nowMs: this.now() }));
+  }
+
+  async unlink(path: string, options: { ctx?: RequestContext } = {}): Promise<Record<string, never>> {
+    const parts = splitPath(path);
+    return this.mutate('unlink', options.ctx, () => unlinkOp(this.db, { parts, path, nowMs: this.now() }));
+  }
+
+  async rmdir(path: string, options: { ctx?: RequestContext } = {}): Promise<Record<string, never>> {
+    const parts = splitPath(path);
+    return this.mutate('rmdir', options.ctx, () => rmdirOp(this.db, { parts, path, nowMs: this.now() }));
+  }
+
+  async closeFile(a: { inodeId: number; sessionId: number; length: number; lengthSet: boolean; ctx?: RequestContext }): Promise<InodeRecord> {
+    const id = checkCount('inode id', a.inodeId);
+    const sid = checkCount('session id', a.sessionId);
+    if (a.lengthSet) validateRange(0, a.length);
+    return this.mutate('close', a.ctx, () => closeOp(this.db, {
+      inodeId: toInodeId(id), sessionId: toSessionId(sid), length: a.length, lengthSet: a.lengthSet, nowMs: this.now(),
+    }));
+  }
+
+  // ---- GC queue ----
+
+  gcEntries(limit: number): GcEntry[] {
+    return [...this.db.gcQueue.getRange({ limit })].map((e) => e.value as GcEntry);
+  }
+
+  gcCount(): number { return this.db.gcQueue.getCount(); }
+
+  /** Records the outcome of one attempt: the chains still left (none = done). */
+  gcUpdate(entry: GcEntry, chainsLeft: readonly number[], nextAttemptMs: number): Promise<void> {
+    return this.db.commit(() => {
+      if (this.db.gcQueue.get(entry.seq) === undefined) return;
+      if (chainsLeft.length === 0) this.db.gcQueue.removeSync(entry.seq);
+      else this.db.gcQueue.putSync(entry.seq, { ...entry, chains: [...chainsLeft], attempts: entry.attempts + 1, nextAttemptMs });
+    });
+  }
+
+  // ---- internals ----
+
+  private async removeChunksForTruncate(parts: readonly string[], path: string): Promise<void> {
+    let inode: InodeRecord;
+    try { inode = resolveInode(this.db, parts, path); } catch (err) {
+      if (err instanceof FlyfsError && err.code === 'FLYFS_ERR_NOT_FOUND') return; // the open will create it (or fail)
+      throw err;
+    }
+    if (inode.kind !== 'file' || inode.layout === undefined) return;
+    const remover = this.remover;
+    if (remover === undefined) throw flyfsError('FLYFS_ERR_UNAVAILABLE', 'no chunk remover for truncate', { path });
+    const layout = inode.layout;
+    try {
+      await Promise.all(layout.chains.map((chainId) => remover({ inodeId: inode.inodeId, chainId, fromIndex: 0 })));
+    } catch (err) {
+      throw flyfsError('FLYFS_ERR_UNAVAILABLE', `truncate could not remove chunks: ${(err as Error).message}`, { path, cause: err });
+    }
+  }
+
+  private checkPolicy(p: Partial<LayoutPolicy> | undefined): LayoutPolicy {
+    const chunkSizeBytes = checkCount('chunk size', p?.chunkSizeBytes ?? 0);
+    const stripe = checkCount('stripe', p?.stripe ?? 0);
+    const chainTableId = checkCount('chain table id', p?.chainTableId ?? 0);
+    if (chunkSizeBytes !== 0) validateChunkSize(chunkSizeBytes);
+    if (stripe > limits.stripeMax) throw flyfsError('FLYFS_ERR_INVALID_ARGUMENT', `stripe ${stripe} above ${limits.stripeMax}`);
+    if (chainTableId !== 0 && this.tables.chainTable(chainTableId) === undefined) {
+      throw flyfsError('FLYFS_ERR_INVALID_ARGUMENT', `no chain table ${chainTableId}`);
+    }
+    return { chunkSizeBytes, stripe, chainTableId };
+  }
+
+  private requestKey(ctx: RequestContext | undefined): [string, number] | undefined {
+    if (ctx === undefined || ctx.clientId === '' || ctx.requestId === 0) return undefined;
+    if (Buffer.byteLength(ctx.clientId) > metaserverLimits.clientIdBytesMax) throw flyfsError('FLYFS_ERR_INVALID_ARGUMENT', 'client id too long');
+    checkCount('request id', ctx.requestId);
+    return [ctx.clientId, ctx.requestId];
+  }
+
+  private cachedResult<T>(op: string, ctx: RequestContext | undefined): T | undefined {
+    const key = this.requestKey(ctx);
+    if (key === undefined) return undefined;
+    const rec = this.db.requests.get(key) as RequestRecord | undefined;
+    return rec === undefined ? undefined : replay<T>(rec, op);
+  }
+
+  /** Runs `fn` in the group commit; with a request id, records its result (or its permanent error). */
+  private async mutate<T>(op: string, ctx: RequestContext | undefined, fn: () => T): Promise<T> {
+    const key = this.requestKey(ctx);
+    if (key === undefined) return this.db.commit(fn);
+    const outcome = await this.db.commit((): { ok: true; value: T } | { ok: false; err: unknown } => {
+      const prior = this.db.requests.get(key) as RequestRecord | undefined;
+      if (prior !== undefined) return { ok: true, value: replay<T>(prior, op) };
+      let rec: RequestRecord;
+      let result: { ok: true; value: T } | { ok: false; err: unknown };
+      try {
+        const value = this.db.env.transactionSync(fn);
+        result = { ok: true, value };
+        rec = { seq: 0, op, ok: true, value };
+      } catch (err) {
+        // Retryable failures are not remembered: the retry must run again.
+        if (!(err instanceof FlyfsError) || err.retryable) return { ok: false, err };
+        result = { ok: false, err };
+        rec = { seq: 0, op, ok: false, value: null, code: err.code, message: err.message };
+      }
+      this.remember(key, rec);
+      return result;
+    });
+    if (!outcome.ok) throw outcome.err;
+    return outcome.value;
+  }
+
+  private remember(key: [string, number], rec: RequestRecord): void {
+    const seq = nextCounter(this.db, 'request');
+    this.db.requests.putSync(key, { ...rec, seq });
+    this.db.requestOrder.putSync(seq, key);
+    const oldest = seq - metaserverLimits.requestCacheEntriesMax;
+    if (oldest > 0) {
+      const old = this.db.requestOrder.get(oldest) as [string, number] | undefined;
+      if (old !== undefined) { this.db.requests.removeSync(old); this.db.requestOrder.removeSync(oldest); }
+    }
+  }
+}
+
+function replay<T>(rec: RequestRecord, op: string): T {
+  if (rec.op !== op) throw flyfsError('FLYFS_ERR_INVALID_ARGUMENT', `request id already used by ${rec.op}`);
+  if (rec.ok) return rec.value as T;
+  const err = flyfsError((rec.code ?? 'FLYFS_ERR_INTERNAL') as FlyfsError['code']);
+  if (rec.message !== undefined) err.message = rec.message;
+  throw err;
+}
+
+function checkCount(name: string, n: number): number {
+  if (!Number.isSafeInteger(n) || n < 0) throw flyfsError('FLYFS_ERR_INVALID_ARGUMENT', `${name} ${n}`);
+  return n;
+}
+
+function checkMode(mode: number | undefined, fallback: number): number {
+  if (mode === undefined || mode === 0) return fallback;
+  if (!Number.isSafeInteger(mode) || mode < 0 || mode > 0o7777) throw flyfsError('FLYFS_ERR_INVALID_ARGUMENT', `mode ${mode}`);
+  return mode;
+}
+
+export type { OpenResult, ReaddirPage };

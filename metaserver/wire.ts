@@ -1,0 +1,62 @@
+// Conversions between wire messages (proto/gen) and the metaserver's domain types.
+import type { Inode } from '../proto/gen/flyfs/v1/Inode.js';
+import type { InodeType } from '../proto/gen/flyfs/v1/InodeType.js';
+import type { NodeRole } from '../proto/gen/flyfs/v1/NodeRole.js';
+import type { RequestContext__Output } from '../proto/gen/flyfs/v1/RequestContext.js';
+import type { RoutingInfo as WireRoutingInfo } from '../proto/gen/flyfs/v1/RoutingInfo.js';
+import type { TargetRegistration__Output } from '../proto/gen/flyfs/v1/TargetRegistration.js';
+import type { NodeRoleName, RoutingInfo, TargetRegistration } from './cluster-map.js';
+import type { InodeKind, InodeRecord, RequestContext } from './types.js';
+
+const kindToWire: Record<InodeKind, InodeType> = { file: 'INODE_TYPE_FILE', dir: 'INODE_TYPE_DIRECTORY', symlink: 'INODE_TYPE_SYMLINK' };
+
+export function inodeTypeToWire(kind: InodeKind): InodeType { return kindToWire[kind]; }
+
+export function inodeToWire(i: InodeRecord): Inode {
+  return {
+    inodeId: i.inodeId, type: kindToWire[i.kind], mode: i.mode, nlink: i.nlink, length: i.length,
+    ctimeMs: i.ctimeMs, mtimeMs: i.mtimeMs, atimeMs: i.atimeMs, birthtimeMs: i.birthtimeMs,
+    layout: i.layout === undefined ? null : {
+      chunkSize: i.layout.chunkSizeBytes, stripe: i.layout.stripe, chainTableId: i.layout.chainTableId,
+      chainTableVersion: i.layout.chainTableVersion, chains: [...i.layout.chains], seed: i.layout.seed,
+    },
+    layoutPolicy: i.layoutPolicy === undefined ? null : {
+      chunkSize: i.layoutPolicy.chunkSizeBytes, stripe: i.layoutPolicy.stripe, chainTableId: i.layoutPolicy.chainTableId,
+    },
+  };
+}
+
+export function ctxFromWire(ctx: RequestContext__Output | null | undefined): RequestContext | undefined {
+  if (ctx === null || ctx === undefined) return undefined;
+  return { clientId: ctx.clientId, requestId: ctx.requestId };
+}
+
+const roleFromWire: Record<string, NodeRoleName> = {
+  NODE_ROLE_METASERVER: 'metaserver', NODE_ROLE_STORAGESERVER: 'storageserver', NODE_ROLE_KVCACHE: 'kvcache',
+};
+const roleToWire: Record<NodeRoleName, NodeRole> = {
+  metaserver: 'NODE_ROLE_METASERVER', storageserver: 'NODE_ROLE_STORAGESERVER', kvcache: 'NODE_ROLE_KVCACHE', unspecified: 'NODE_ROLE_UNSPECIFIED',
+};
+
+export function nodeRoleFromWire(role: string): NodeRoleName { return roleFromWire[role] ?? 'unspecified'; }
+
+export function targetsFromWire(ts: readonly TargetRegistration__Output[]): TargetRegistration[] {
+  return ts.map((t) => ({ targetId: t.targetId, path: t.path, capacityBytes: t.capacityBytes, usedBytes: t.usedBytes }));
+}
+
+export function routingToWire(r: RoutingInfo): WireRoutingInfo {
+  return {
+    version: r.version,
+    nodes: r.nodes.map((n) => ({
+      nodeId: n.nodeId, role: roleToWire[n.role], grpcAddress: n.grpcAddress, dataAddress: n.dataAddress, httpAddress: n.httpAddress,
+      state: n.state === 'alive' ? 'NODE_STATE_ALIVE' : 'NODE_STATE_EXPIRED', leaseExpiresMs: n.leaseExpiresMs, pid: n.pid, hostname: n.hostname,
+    })),
+    targets: r.targets.map((t) => ({
+      targetId: t.targetId, nodeId: t.nodeId, chainId: t.chainId, path: t.path, capacityBytes: t.capacityBytes, usedBytes: t.usedBytes,
+      state: t.state === 'serving' ? 'TARGET_STATE_SERVING' : t.state === 'offline' ? 'TARGET_STATE_OFFLINE'
+        : t.state === 'syncing' ? 'TARGET_STATE_SYNCING' : t.state === 'waiting' ? 'TARGET_STATE_WAITING' : 'TARGET_STATE_LASTSRV',
+    })),
+    chains: r.chains.map((c) => ({ chainId: c.chainId, version: c.version, targetIds: [...c.targetIds] })),
+    chainTables: r.chainTables.map((t) => ({ tableId: t.tableId, version: t.version, chainIds: [...t.chainIds] })),
+  };
+}

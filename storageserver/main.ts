@@ -1,0 +1,121 @@
+// The storage server role: wires config, the target chunk stores, membership (register, lease,
+// routing), the chunk service behind gRPC and the framed data path, and the HTTP face.
+//
+// Listeners are bound first (their addresses go into the registration), but chunk requests are
+// refused (FLYFS_ERR_NOT_SERVING) until registration succeeds; startStorageServer resolves only
+// once registered.
+import { bindServer, createServer, loadProtos, shutdownServer } from '../common/grpc.js';
+import { listenHttp } from '../common/http.js';
+import { createLogger, type Logger } from '../common/log.js';
+import { MetricsRegistry } from '../common/metrics.js';
+import { announceReady, stopOnSignals } from '../common/ready.js';
+import { promises as fsp } from 'node:fs';
+import type { ChunkStore } from './chunk-store.js';
+import { parseStorageServerArgs, type StorageServerConfig } from './config.js';
+import { startDataServer, type DataServer } from './data-server.js';
+import { FsChunkStore } from './fs-chunk-store.js';
+import { buildStorageHttpApp } from './http.js';
+import { Membership } from './membership.js';
+import { ChunkService, storageGrpcHandlers } from './service.js';
+
+export type { StorageServerConfig } from './config.js';
+export { parseStorageServerArgs, resolveStorageServerConfig } from './config.js';
+
+export interface RunningStorageServer {
+  readonly nodeId: number;
+  /** host:port of the gRPC Storage service. */
+  readonly grpcAddress: string;
+  /** host:port of the framed binary data path. */
+  readonly dataAddress: string;
+  /** host:port of /healthz, /metrics, /status. */
+  readonly httpAddress: string;
+  stop(): Promise<void>;
+}
+
+export interface StartStorageServerOptions {
+  logger?: Logger;
+}
+
+export async function startStorageServer(config: StorageServerConfig, options: StartStorageServerOptions = {}): Promise<RunningStorageServer> {
+  const log = (options.logger ?? createLogger({ role: 'storageserver' })).child({ role: 'storageserver' });
+  const metrics = new MetricsRegistry();
+  const cleanups: (() => Promise<void>)[] = [];
+  const cleanup = async (): Promise<void> => {
+    for (const fn of cleanups.reverse()) {
+      try { await fn(); } catch (err) { log.warn({ err }, 'error while stopping'); }
+    }
+    cleanups.length = 0;
+  };
+  try {
+    await fsp.mkdir(config.dataDir, { recursive: true });
+    const stores: ChunkStore[] = [];
+    for (const path of config.targets) {
+      await fsp.mkdir(path, { recursive: true });
+      const store = await FsChunkStore.open({ dir: path, verifyChecksums: config.verifyChecksums, diskFullRatio: config.diskFullRatio });
+      stores.push(store);
+      cleanups.push(() => store.close());
+    }
+    const targets = config.targets.map((path, i) => ({ path, store: stores[i]! }));
+
+    let membership: Membership | undefined;
+    const service = new ChunkService({
+      route: (id) => membership?.route(id),
+      notServingReason: () => membership === undefined ? 'starting' : membership.notServingReason(),
+    }, metrics);
+
+    const grpcServer = createServer();
+    grpcServer.addService(loadProtos().flyfs.v1.Storage.service, storageGrpcHandlers(service));
+    const grpcPort = await bindServer(grpcServer, config.host, config.grpcPort);
+    cleanups.push(() => shutdownServer(grpcServer));
+    const grpcAddress = `${config.host}:${grpcPort}`;
+
+    const data: DataServer = await startDataServer({ host: config.host, port: config.dataPort, service, logger: log.child({ component: 'data' }) });
+    cleanups.push(() => data.close());
+    const dataAddress = `${config.host}:${data.port}`;
+
+    let httpAddress = '';
+    const app = buildStorageHttpApp({
+      nodeId: () => membership?.nodeId ?? 0,
+      notServingReason: () => membership === undefined ? 'starting' : membership.notServingReason(),
+      chains: () => membership?.chainStatus() ?? [],
+      targets: () => targets.map((t, i) => ({ targetId: membership?.targetIdOf(i) ?? 0, path: t.path, store: t.store })),
+      addresses: () => ({ grpcAddress, dataAddress, httpAddress }),
+    }, metrics);
+    const httpPort = await listenHttp(app, config.host, config.httpPort);
+    cleanups.push(() => app.close());
+    httpAddress = `${config.host}:${httpPort}`;
+
+    const m = new Membership({
+      dataDir: config.dataDir, mgmtAddresses: config.mgmtAddresses, targets, grpcAddress, dataAddress, httpAddress,
+      logger: log.child({ component: 'membership' }),
+    });
+    cleanups.push(() => m.stop());
+    await m.start();
+    membership = m;
+    const nodeLog = log.child({ nodeId: m.nodeId });
+    nodeLog.info({ grpcAddress, dataAddress, httpAddress, targets: config.targets.length }, 'storage server ready');
+
+    let stopping: Promise<void> | undefined;
+    return {
+      nodeId: m.nodeId, grpcAddress, dataAddress, httpAddress,
+      stop: () => {
+        stopping ??= cleanup().then(() => nodeLog.info('storage server stopped'));
+        return stopping;
+      },
+    };
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+}
+
+/** `flyfs storageserver ...`: parse, start, print the ready line, stop on SIGINT/SIGTERM. */
+export async function runStorageServerCli(argv: string[]): Promise<void> {
+  const config = parseStorageServerArgs(argv);
+  const server = await startStorageServer(config);
+  announceReady({
+    role: 'storageserver', pid: process.pid, nodeId: server.nodeId,
+    grpcAddress: server.grpcAddress, dataAddress: server.dataAddress, httpAddress: server.httpAddress,
+  });
+  stopOnSignals(() => server.stop());
+}

@@ -1,0 +1,264 @@
+// Membership of a storage server in the cluster map: registers with the management service
+// (keeping the assigned node id in DATA/node.json and each target id in TARGET/target.json so a
+// restart comes back as the same node), renews the lease by heartbeat, pulls routing info when
+// its version moves, and knows which chains this server hosts. A server whose lease ran out
+// stops serving chunk requests (notServingReason) until it renews: the lease deadline is counted
+// from when the renewing request was SENT, so we stop before the manager can declare us failed.
+import { promises as fsp } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { FlyfsError } from '../common/errors.js';
+import { callUnary, channelOptions, grpc, loadProtos } from '../common/grpc.js';
+import { chainId as toChainId, chainVersion as toChainVersion, nodeId as toNodeId, targetId as toTargetId, type ChainId, type NodeId, type TargetId } from '../common/ids.js';
+import { limits } from '../common/limits.js';
+import type { Logger } from '../common/log.js';
+import type { ManagementClient } from '../proto/gen/flyfs/v1/Management.js';
+import type { RoutingInfo__Output } from '../proto/gen/flyfs/v1/RoutingInfo.js';
+import type { TargetRegistration } from '../proto/gen/flyfs/v1/TargetRegistration.js';
+import type { ChunkStore } from './chunk-store.js';
+import type { ChainRoute, RouteSource } from './service.js';
+
+export interface LocalTarget {
+  readonly path: string;
+  readonly store: ChunkStore;
+}
+
+export interface MembershipOptions {
+  dataDir: string;
+  mgmtAddresses: string[];
+  targets: LocalTarget[];
+  grpcAddress: string;
+  dataAddress: string;
+  httpAddress: string;
+  logger: Logger;
+}
+
+export interface ChainStatus { chainId: number; version: number; targetId: number; state: string }
+
+const registerBackoffMsMin = 50;
+const registerBackoffMsMax = 2000;
+
+async function readJson(path: string): Promise<Record<string, unknown> | undefined> {
+  try {
+    return JSON.parse(await fsp.readFile(path, 'utf8')) as Record<string, unknown>;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+/** Writes a small JSON file atomically (temp, fsync, rename, fsync folder). */
+async function writeJsonAtomic(dir: string, name: string, value: object): Promise<void> {
+  const tmp = join(dir, `.${name}.tmp`);
+  const fh = await fsp.open(tmp, 'w');
+  try { await fh.writeFile(JSON.stringify(value) + '\n'); await fh.sync(); } finally { await fh.close(); }
+  await fsp.rename(tmp, join(dir, name));
+  const d = await fsp.open(dir, 'r');
+  try { await d.sync(); } finally { await d.close(); }
+}
+
+function idField(v: Record<string, unknown> | undefined, name: string): number {
+  const n = v?.[name];
+  return typeof n === 'number' && Number.isInteger(n) && n > 0 ? n : 0;
+}
+
+export class Membership implements RouteSource {
+  private nodeIdValue = 0;
+  private targetIds: number[];
+  private leaseMs: number = limits.leaseMsDefault;
+  /** performance.now() deadline of the current lease; 0 = none held. */
+  private leaseDeadline = 0;
+  private routingVersion = -1;
+  private chains = new Map<number, ChainRoute & { state: string }>();
+  private readonly clients = new Map<string, ManagementClient>();
+  /** Index into mgmtAddresses of the manager that answered last. */
+  private preferred = 0;
+  private stopped = false;
+  private timer: NodeJS.Timeout | undefined;
+  private sleepWake: (() => void) | undefined;
+  private readonly log: Logger;
+
+  constructor(private readonly options: MembershipOptions) {
+    this.targetIds = options.targets.map(() => 0);
+    this.log = options.logger;
+  }
+
+  get nodeId(): NodeId { return toNodeId(this.nodeIdValue); }
+
+  // ---- RouteSource
+
+  route(chainId: ChainId): ChainRoute | undefined { return this.chains.get(chainId); }
+
+  notServingReason(): string | undefined {
+    if (this.stopped) return 'server is stopping';
+    if (this.nodeIdValue === 0) return 'not registered';
+    if (performance.now() >= this.leaseDeadline) return 'lease expired';
+    return undefined;
+  }
+
+  chainStatus(): ChainStatus[] {
+    return [...this.chains.values()].map((c) => ({ chainId: c.chainId, version: c.version, targetId: c.targetId, state: c.state }));
+  }
+
+  targetIdOf(index: number): number { return this.targetIds[index] ?? 0; }
+
+  // ---- lifecycle
+
+  /** Loads the persisted ids, registers (retrying until a manager answers), starts heartbeats. */
+  async start(): Promise<void> {
+    this.nodeIdValue = idField(await readJson(join(this.options.dataDir, 'node.json')), 'nodeId');
+    for (const [i, t] of this.options.targets.entries()) {
+      this.targetIds[i] = idField(await readJson(join(t.path, 'target.json')), 'targetId');
+    }
+    await this.registerUntilAnswered();
+    this.scheduleHeartbeat();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.sleepWake?.();
+    for (const c of this.clients.values()) c.close();
+    this.clients.clear();
+  }
+
+  private client(address: string): ManagementClient {
+    let c = this.clients.get(address);
+    if (!c) {
+      const Ctor = loadProtos().flyfs.v1.Management;
+      c = new Ctor(address, grpc.credentials.createInsecure(), channelOptions);
+      this.clients.set(address, c);
+    }
+    return c;
+  }
+
+  /** Calls the managers in turn, starting with the one that answered last. */
+  private async callAny<T>(call: (c: ManagementClient) => Promise<T>): Promise<T> {
+    const addrs = this.options.mgmtAddresses;
+    let last: unknown;
+    for (let k = 0; k < addrs.length; k++) {
+      const i = (this.preferred + k) % addrs.length;
+      try {
+        const out = await call(this.client(addrs[i]!));
+        this.preferred = i;
+        return out;
+      } catch (err) {
+        last = err;
+        // A manager that answered with a flyfs code is authoritative: do not ask the next one.
+        if (err instanceof FlyfsError && !err.retryable && err.code !== 'FLYFS_ERR_INTERNAL') throw err;
+      }
+    }
+    throw last;
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(() => { this.sleepWake = undefined; resolve(); }, ms);
+      this.sleepWake = () => { clearTimeout(t); this.sleepWake = undefined; resolve(); };
+    });
+  }
+
+  private async registerUntilAnswered(): Promise<void> {
+    let backoffMs = registerBackoffMsMin;
+    for (let attempt = 1; !this.stopped; attempt++) {
+      try {
+        await this.register();
+        return;
+      } catch (err) {
+        this.log.warn({ err, attempt }, 'registration failed; retrying');
+        await this.sleep(backoffMs);
+        backoffMs = Math.min(registerBackoffMsMax, backoffMs * 2);
+      }
+    }
+    throw new FlyfsError('FLYFS_ERR_CLOSED', 'stopped before registering');
+  }
+
+  private async targetRegistrations(): Promise<TargetRegistration[]> {
+    return Promise.all(this.options.targets.map(async (t, i) => {
+      const u = await t.store.usage();
+      return { targetId: this.targetIds[i] ?? 0, path: t.path, capacityBytes: u.capacityBytes, usedBytes: u.usedBytes };
+    }));
+  }
+
+  private async register(): Promise<void> {
+    const targets = await this.targetRegistrations();
+    const sentAt = performance.now();
+    const reply = await this.callAny((c) => callUnary(c, c.RegisterNode, {
+      nodeId: this.nodeIdValue, role: 'NODE_ROLE_STORAGESERVER',
+      grpcAddress: this.options.grpcAddress, dataAddress: this.options.dataAddress, httpAddress: this.options.httpAddress,
+      targets, pid: process.pid, hostname: hostname(),
+    }, registerBackoffMsMax * 2));
+    if (reply.nodeId <= 0 || reply.targetIds.length !== targets.length) {
+      throw new FlyfsError('FLYFS_ERR_INTERNAL', `manager answered node ${reply.nodeId} with ${reply.targetIds.length} target ids for ${targets.length} targets`);
+    }
+    if (reply.nodeId !== this.nodeIdValue) {
+      await writeJsonAtomic(this.options.dataDir, 'node.json', { nodeId: reply.nodeId });
+    }
+    for (const [i, t] of this.options.targets.entries()) {
+      const id = reply.targetIds[i]!;
+      if (id !== this.targetIds[i]) await writeJsonAtomic(t.path, 'target.json', { targetId: id, nodeId: reply.nodeId });
+    }
+    this.nodeIdValue = reply.nodeId;
+    this.targetIds = [...reply.targetIds];
+    this.leaseMs = reply.leaseMs > 0 ? reply.leaseMs : limits.leaseMsDefault;
+    await this.pullRouting(reply.routingVersion);
+    this.leaseDeadline = sentAt + this.leaseMs;
+    this.log.info({ nodeId: reply.nodeId, targetIds: reply.targetIds, leaseMs: this.leaseMs }, 'registered');
+  }
+
+  private async pullRouting(version: number): Promise<void> {
+    const info = await this.callAny((c) => callUnary(c, c.GetRoutingInfo, { knownVersion: 0 }));
+    this.applyRouting(info);
+    this.routingVersion = Math.max(version, info.version);
+  }
+
+  /** Rebuilds chain → {version, local target} from routing info. */
+  private applyRouting(info: RoutingInfo__Output): void {
+    const localIndex = new Map<number, number>();
+    this.targetIds.forEach((id, i) => localIndex.set(id, i));
+    const versions = new Map(info.chains.map((c) => [c.chainId, c.version]));
+    const next = new Map<number, ChainRoute & { state: string }>();
+    for (const t of info.targets) {
+      const i = localIndex.get(t.targetId);
+      if (i === undefined || t.nodeId !== this.nodeIdValue || t.chainId === 0) continue;
+      const version = versions.get(t.chainId);
+      if (version === undefined) continue;
+      next.set(t.chainId, {
+        chainId: toChainId(t.chainId), version: toChainVersion(version), targetId: toTargetId(t.targetId),
+        store: this.options.targets[i]!.store, state: t.state,
+      });
+    }
+    this.chains = next;
+  }
+
+  private heartbeatIntervalMs(): number {
+    return Math.max(1, Math.floor(this.leaseMs / limits.heartbeatsPerLease));
+  }
+
+  private scheduleHeartbeat(): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => { void this.heartbeatOnce().finally(() => this.scheduleHeartbeat()); }, this.heartbeatIntervalMs());
+  }
+
+  private async heartbeatOnce(): Promise<void> {
+    const wasServing = this.notServingReason() === undefined;
+    try {
+      const targets = await this.targetRegistrations();
+      const sentAt = performance.now();
+      const reply = await this.callAny((c) => callUnary(c, c.Heartbeat, { nodeId: this.nodeIdValue, targets }, this.heartbeatIntervalMs()));
+      if (reply.leaseMs > 0) this.leaseMs = reply.leaseMs;
+      if (reply.routingVersion !== this.routingVersion) await this.pullRouting(reply.routingVersion);
+      this.leaseDeadline = sentAt + this.leaseMs;
+      if (!wasServing) this.log.info({ nodeId: this.nodeIdValue }, 'lease renewed: serving again');
+    } catch (err) {
+      if (this.stopped) return;
+      if (err instanceof FlyfsError && err.code === 'FLYFS_ERR_UNKNOWN_NODE') {
+        this.log.warn({ nodeId: this.nodeIdValue }, 'manager does not know this node: registering again');
+        try { await this.register(); } catch (e) { this.log.warn({ err: e }, 're-registration failed'); }
+        return;
+      }
+      const reason = this.notServingReason();
+      this.log.warn({ err, serving: reason === undefined }, reason === undefined ? 'heartbeat failed' : 'heartbeat failed: lease expired, not serving');
+    }
+  }
+}

@@ -1,0 +1,134 @@
+// Bad input gets a clear error, the server keeps serving, nothing is lost: bad names, bad
+// offsets, oversized messages, and a garbage byte stream on every listening port.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connect as netConnect } from 'node:net';
+import { connect, type FileSystem } from '../../client/index.js';
+import { callUnary, grpc, loadProtos, channelOptions } from '../../common/grpc.js';
+import { limits } from '../../common/limits.js';
+import type { LocalCluster } from '../../tools/local-cluster.js';
+import { seededBytes, startTestCluster } from '../helpers/cluster.js';
+
+function errorCode(p: Promise<unknown>): Promise<string | undefined> {
+  return p.then(() => undefined, (e: { code?: string | number; flyfsCode?: string }) => String(e.flyfsCode ?? e.code));
+}
+
+function sendGarbage(address: string, bytes: Buffer): Promise<void> {
+  const i = address.lastIndexOf(':');
+  return new Promise((resolve) => {
+    const s = netConnect({ host: address.slice(0, i), port: Number(address.slice(i + 1)) }, () => {
+      s.end(bytes);
+    });
+    s.on('error', () => resolve());
+    s.on('close', () => resolve());
+    // A server may keep a half-closed connection open; the point is only that it survives.
+    setTimeout(() => s.destroy(), 300).unref();
+  });
+}
+
+describe('bad input', () => {
+  let cluster: LocalCluster;
+  let cleanup: () => Promise<void>;
+  let fs: FileSystem;
+  const kept = seededBytes(4242, 300_000);
+
+  beforeAll(async () => {
+    const c = await startTestCluster('bad-input', { storageServers: 2, targetsPerServer: 1 });
+    cluster = c.cluster;
+    cleanup = c.cleanup;
+    fs = await connect(cluster.clusterAddress);
+    await fs.writeFile('/kept', kept);
+  });
+
+  afterAll(async () => { await fs?.close(); await cleanup?.(); });
+
+  async function stillServing(): Promise<void> {
+    const back = await fs.readFile('/kept') as Buffer;
+    expect(Buffer.compare(back, kept)).toBe(0);
+    for (const n of cluster.nodes) {
+      const res = await fetch(`http://${n.httpAddress}/healthz`);
+      expect(res.status, n.name).toBe(200);
+    }
+  }
+
+  it('refuses bad names through the SDK with Node codes', async () => {
+    expect(await errorCode(fs.mkdir('/a/./b'))).toBe('FLYFS_ERR_BAD_NAME');
+    expect(await errorCode(fs.mkdir('/a/../b'))).toBe('FLYFS_ERR_BAD_NAME');
+    expect(await errorCode(fs.writeFile('/nul\0name', 'x'))).toBe('FLYFS_ERR_BAD_NAME');
+    expect(await errorCode(fs.mkdir('/' + 'x'.repeat(256)))).toBe('FLYFS_ERR_NAME_TOO_LONG');
+    await expect(fs.mkdir('/..')).rejects.toMatchObject({ code: 'EINVAL', syscall: 'mkdir' });
+    await expect(fs.mkdir('/' + 'y'.repeat(300))).rejects.toMatchObject({ code: 'ENAMETOOLONG' });
+    // 255 bytes is still a good name.
+    await fs.mkdir('/' + 'z'.repeat(255));
+    await stillServing();
+  });
+
+  it('refuses bad names and paths at the metaserver with clear errors', async () => {
+    const protos = loadProtos();
+    const meta = new protos.flyfs.v1.Metadata(cluster.clusterAddress.split(',')[0]!, grpc.credentials.createInsecure(), channelOptions);
+    const ctx = { clientId: 'raw', requestId: 1 };
+    const bad = ['relative', '/a/./b', '/a/../b', '/..', '/.', '/has\0nul', '/' + 'n'.repeat(256), '/' + 'p/'.repeat(3000)];
+    for (const path of bad) {
+      const code = await errorCode(callUnary(meta, meta.Mkdir, { ctx, path, mode: 0o755, recursive: true }));
+      expect(['FLYFS_ERR_BAD_NAME', 'FLYFS_ERR_NAME_TOO_LONG', 'FLYFS_ERR_INVALID_ARGUMENT'], path.slice(0, 20)).toContain(code);
+    }
+    const huge = await errorCode(callUnary(meta, meta.Close, { ctx, inodeId: 999_999, sessionId: 1, length: 2 ** 60, lengthSet: true }));
+    expect(huge).toBeDefined();
+    const emptyCursor = await callUnary(meta, meta.Readdir, { path: '/', cursor: '', limit: 10_000_000 });
+    expect(emptyCursor.entries.length).toBeLessThanOrEqual(limits.readdirPageMax);
+    // The generated client's close() is the Close RPC; close the channel itself.
+    grpc.Client.prototype.close.call(meta);
+    await stillServing();
+  });
+
+  it('refuses negative and overflowing offsets and bad buffer ranges', async () => {
+    const h = await fs.open('/kept', 'r+');
+    const buf = Buffer.alloc(16);
+    await expect(h.read(buf, 0, 16, -1)).rejects.toMatchObject({ code: 'EINVAL' });
+    await expect(h.read(buf, 0, 16, 2 ** 60)).rejects.toMatchObject({ code: 'EINVAL' });
+    await expect(h.write(buf, 0, 16, 2 ** 52)).rejects.toMatchObject({ code: 'EFBIG' });
+    await expect(h.write(buf, 0, 16, -5)).rejects.toMatchObject({ code: 'EINVAL' });
+    await expect(h.read(buf, 8, 16, 0)).rejects.toMatchObject({ code: 'EINVAL' });
+    await expect(h.write(buf, -1, 4, 0)).rejects.toMatchObject({ code: 'EINVAL' });
+    await h.close();
+    await stillServing();
+  });
+
+  it('refuses chunk requests outside the chunk and messages over the limit at the storage server', async () => {
+    const protos = loadProtos();
+    const info = await fs.routingInfo();
+    const chain = info.chains[0]!;
+    const target = info.targets.find((t) => t.targetId === chain.targetIds[0])!;
+    const node = info.nodes.find((n) => n.nodeId === target.nodeId)!;
+    const storage = new protos.flyfs.v1.Storage(node.grpcAddress, grpc.credentials.createInsecure(),
+      { 'grpc.max_send_message_length': -1, 'grpc.max_receive_message_length': -1 });
+    const base = { chainId: chain.chainId, chainVersion: chain.version, chunk: { inodeId: 12345, index: 0 } };
+    expect(await errorCode(callUnary(storage, storage.WriteChunk,
+      { ...base, offset: 4096, data: Buffer.alloc(8192), chunkSize: 8192, clientId: 'raw', requestId: 1 }))).toBe('FLYFS_ERR_CHUNK_RANGE');
+    expect(await errorCode(callUnary(storage, storage.ReadChunk,
+      { ...base, offset: 0, length: limits.chunkSizeBytesMax + 1 }))).toBeDefined();
+    expect(await errorCode(callUnary(storage, storage.WriteChunk,
+      { ...base, chainVersion: chain.version + 7, offset: 0, data: Buffer.alloc(10), chunkSize: 8192, clientId: 'raw', requestId: 2 }))).toBe('FLYFS_ERR_STALE_CHAIN_VERSION');
+    const tooBig = await errorCode(callUnary(storage, storage.WriteChunk,
+      { ...base, offset: 0, data: Buffer.alloc(limits.grpcMessageBytesMax + 1024), chunkSize: limits.chunkSizeBytesMax, clientId: 'raw', requestId: 3 }));
+    expect(tooBig).toBe('FLYFS_ERR_MESSAGE_TOO_LARGE');
+    storage.close();
+    await stillServing();
+  });
+
+  it('survives a garbage byte stream on every listening port of every process', async () => {
+    const garbage = [
+      seededBytes(1, 64 * 1024),
+      Buffer.from('GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\nxx'),
+      Buffer.alloc(1024, 0xff),
+      Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n' + 'z'.repeat(500)),
+    ];
+    for (const n of cluster.nodes) {
+      const ports = [n.grpcAddress, n.httpAddress, ...(n.dataAddress ? [n.dataAddress] : [])];
+      for (const address of ports) {
+        for (const g of garbage) await sendGarbage(address, g);
+      }
+    }
+    await stillServing();
+    for (const n of cluster.nodes) expect(n.state, n.name).toBe('running');
+  });
+});

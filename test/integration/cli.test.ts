@@ -1,0 +1,116 @@
+// The CLI as a user runs it: `flyfs up` in the foreground, file commands from another process
+// (found through the up folder's state file or FLYFS_CLUSTER), and Ctrl-C stopping every child.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { cliPath, packageRoot } from '../../tools/package-root.js';
+import { isAlive, seededBytes, tempDir } from '../helpers/cluster.js';
+
+const run = promisify(execFile);
+
+function flyfs(args: string[], cwd: string, env: NodeJS.ProcessEnv = {}): Promise<{ stdout: string; stderr: string }> {
+  return run(process.execPath, [cliPath(), ...args], { cwd, env: { ...process.env, ...env }, maxBuffer: 256 * 1024 * 1024 });
+}
+
+function startUp(cwd: string, args: string[] = []): { proc: ChildProcess; ready: Promise<string>; output: () => string } {
+  const proc = spawn(process.execPath, [cliPath(), 'up', ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  const ready = new Promise<string>((resolve, reject) => {
+    proc.stdout!.on('data', (d: Buffer) => { out += d.toString(); if (out.includes('Ctrl-C stops')) resolve(out); });
+    proc.stderr!.on('data', (d: Buffer) => { out += d.toString(); });
+    proc.on('exit', (code) => reject(new Error(`up exited ${code}: ${out}`)));
+  });
+  return { proc, ready, output: () => out };
+}
+
+const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+describe('flyfs CLI against flyfs up', () => {
+  let dir: string;
+  let up: ReturnType<typeof startUp>;
+  let pids: number[] = [];
+
+  beforeAll(async () => {
+    dir = await tempDir('cli');
+    const started = Date.now();
+    up = startUp(dir);
+    await up.ready;
+    expect(Date.now() - started).toBeLessThan(30_000);
+    const state = JSON.parse(await readFile(join(dir, 'flyfs-data', 'cluster.json'), 'utf8')) as { nodes: Array<{ pid: number }> };
+    pids = state.nodes.map((n) => n.pid);
+    expect(pids.length).toBe(4);
+  });
+
+  afterAll(async () => {
+    if (up?.proc.exitCode === null) up.proc.kill('SIGTERM');
+    for (const pid of pids) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('prints its endpoints', () => {
+    expect(up.output()).toMatch(/cluster address: 127\.0\.0\.1:\d+/);
+    expect(up.output()).toMatch(/storage-2/);
+  });
+
+  it('copies a 100 MiB random file in and back out byte-identically, and lists it', async () => {
+    const src = join(dir, 'random.bin');
+    const data = seededBytes(20261202, 100 * 1024 * 1024);
+    await writeFile(src, data);
+    await flyfs(['cp', src, 'flyfs:/random.bin'], dir);
+    await flyfs(['cp', 'flyfs:/random.bin', join(dir, 'back.bin')], dir);
+    expect(sha256(await readFile(join(dir, 'back.bin')))).toBe(sha256(data));
+    const ls = await flyfs(['ls', '/'], dir);
+    expect(ls.stdout.split('\n')).toContain('random.bin');
+  });
+
+  it('runs mkdir, mv, stat, cat and rm', async () => {
+    await flyfs(['mkdir', '-p', '/x/y'], dir);
+    await writeFile(join(dir, 'hello.txt'), 'hello flyfs\n');
+    await flyfs(['cp', join(dir, 'hello.txt'), 'flyfs:/x/y/'], dir);
+    await flyfs(['mv', '/x/y/hello.txt', '/x/hi.txt'], dir);
+    expect((await flyfs(['cat', '/x/hi.txt'], dir)).stdout).toBe('hello flyfs\n');
+    const st = JSON.parse((await flyfs(['stat', '--json', '/x/hi.txt'], dir)).stdout) as { size: number; type: string };
+    expect(st).toMatchObject({ size: 12, type: 'file' });
+    await flyfs(['rm', '-r', '/x'], dir);
+    await expect(flyfs(['stat', '/x'], dir)).rejects.toMatchObject({ stderr: expect.stringMatching(/no such file/) });
+  });
+
+  it('status --json lists every node with role, address, state and pid', async () => {
+    const { stdout } = await flyfs(['status', '--json'], dir);
+    const s = JSON.parse(stdout) as { nodes: Array<{ role: string; address: string; state: string; pid?: number }>; targets: unknown[] };
+    expect(s.nodes.map((n) => n.role).sort()).toEqual(['metaserver', 'storageserver', 'storageserver', 'storageserver']);
+    for (const n of s.nodes) {
+      expect(n.address).toMatch(/^127\.0\.0\.1:\d+$/);
+      expect(pids).toContain(n.pid);
+    }
+    expect(s.nodes.filter((n) => n.role === 'storageserver').every((n) => n.state === 'alive')).toBe(true);
+    expect(s.targets.length).toBe(6);
+  });
+
+  it('finds the cluster through FLYFS_CLUSTER from any folder, and as the package bin (npx flyfs)', async () => {
+    const state = JSON.parse(await readFile(join(dir, 'flyfs-data', 'cluster.json'), 'utf8')) as { clusterAddress: string };
+    const other = await tempDir('cli-other');
+    try {
+      const ls = await flyfs(['ls', '/'], other, { FLYFS_CLUSTER: state.clusterAddress });
+      expect(ls.stdout).toContain('random.bin');
+    } finally {
+      await rm(other, { recursive: true, force: true });
+    }
+    const npx = await run('npx', ['--no-install', 'flyfs', 'ls', '/'], { cwd: packageRoot(), env: { ...process.env, FLYFS_CLUSTER: state.clusterAddress } });
+    expect(npx.stdout).toContain('random.bin');
+  });
+
+  it('refuses a second up on the same folder', async () => {
+    await expect(flyfs(['up'], dir)).rejects.toMatchObject({ stderr: expect.stringMatching(/already running/) });
+  });
+
+  it('stops every child process on Ctrl-C', async () => {
+    const exited = new Promise<number | null>((resolve) => up.proc.on('exit', (code) => resolve(code)));
+    up.proc.kill('SIGINT');
+    expect(await exited).toBe(0);
+    for (const pid of pids) expect(isAlive(pid), `pid ${pid}`).toBe(false);
+  });
+});

@@ -1,0 +1,112 @@
+import { mkdtempSync, promises as fsp, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { inodeId } from '../../common/ids.js';
+import { crc32c } from '../../storageserver/crc32c.js';
+import { FsChunkStore } from '../../storageserver/fs-chunk-store.js';
+
+const CHUNK = 64 * 1024;
+const key = (inode: number, index: number) => ({ inodeId: inodeId(inode), index });
+
+describe('FsChunkStore', () => {
+  let dir: string;
+  let store: FsChunkStore;
+  const open = (verifyChecksums = true, diskFullRatio = 1) => FsChunkStore.open({ dir, verifyChecksums, diskFullRatio });
+
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'flyfs-chunkstore-'));
+    store = await open();
+  });
+  afterEach(async () => {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('round-trips a chunk and reads short at its end; a missing chunk is undefined', async () => {
+    const data = Buffer.from('hello chunk');
+    const meta = await store.write(key(5, 0), 0, data, CHUNK);
+    expect(meta).toEqual({ length: data.length, version: 1, crc32c: crc32c(data) });
+    const got = await store.read(key(5, 0), 6, 100);
+    expect(got?.data.toString()).toBe('chunk');
+    expect(got?.meta.length).toBe(data.length);
+    expect((await store.read(key(5, 0), 50, 10))?.data.length).toBe(0);
+    expect(await store.read(key(5, 1), 0, 10)).toBeUndefined();
+    expect(await store.stat(key(5, 1))).toBeUndefined();
+    expect(await store.stat(key(5, 0))).toEqual(meta);
+  });
+
+  it('patches a partial overwrite inside a chunk and zero-fills gaps', async () => {
+    await store.write(key(1, 0), 0, Buffer.from('aaaaaaaaaa'), CHUNK);
+    const m = await store.write(key(1, 0), 3, Buffer.from('BBB'), CHUNK);
+    expect(m.version).toBe(2);
+    expect((await store.read(key(1, 0), 0, 100))?.data.toString()).toBe('aaaBBBaaaa');
+    const m3 = await store.write(key(1, 0), 12, Buffer.from('z'), CHUNK);
+    expect(m3.length).toBe(13);
+    expect((await store.read(key(1, 0), 0, 100))?.data).toEqual(Buffer.from('aaaBBBaaaa\0\0z'));
+  });
+
+  it('refuses writes beyond the chunk size', async () => {
+    await expect(store.write(key(1, 0), CHUNK - 2, Buffer.alloc(3), CHUNK)).rejects.toMatchObject({ code: 'FLYFS_ERR_CHUNK_RANGE' });
+    await expect(store.write(key(1, 0), -1, Buffer.alloc(1), CHUNK)).rejects.toMatchObject({ code: 'FLYFS_ERR_CHUNK_RANGE' });
+    await expect(store.write(key(1, 0), 0, Buffer.alloc(1), 100)).rejects.toMatchObject({ code: 'FLYFS_ERR_CHUNK_RANGE' });
+    const m = await store.write(key(1, 0), CHUNK - 3, Buffer.alloc(3, 1), CHUNK);
+    expect(m.length).toBe(CHUNK);
+  });
+
+  it('removes chunks from an index on', async () => {
+    for (let i = 0; i < 5; i++) await store.write(key(9, i), 0, Buffer.from([i]), CHUNK);
+    await store.write(key(10, 0), 0, Buffer.from('other'), CHUNK);
+    expect(await store.removeFrom(inodeId(9), 2)).toBe(3);
+    expect(await store.stat(key(9, 1))).toBeDefined();
+    expect(await store.stat(key(9, 2))).toBeUndefined();
+    expect(await store.removeFrom(inodeId(9), 0)).toBe(2);
+    expect(await store.removeFrom(inodeId(9), 0)).toBe(0);
+    expect(await store.stat(key(10, 0))).toBeDefined();
+  });
+
+  it('keeps committed chunks across a restart and sweeps torn temp files', async () => {
+    await store.write(key(3, 7), 0, Buffer.from('persist me'), CHUNK);
+    await store.write(key(3, 7), 0, Buffer.from('P'), CHUNK);
+    await store.close();
+    await fsp.writeFile(join(dir, 'chunks', '3', '.7.tmp-deadbeef'), 'torn half-written chunk');
+    store = await open();
+    const got = await store.read(key(3, 7), 0, 100);
+    expect(got?.data.toString()).toBe('Persist me');
+    expect(got?.meta.version).toBe(2);
+    expect(await fsp.readdir(join(dir, 'chunks', '3'))).toEqual(['7']);
+  });
+
+  it('detects a corrupted chunk on read (and on the write that would patch it)', async () => {
+    await store.write(key(4, 0), 0, Buffer.alloc(1000, 7), CHUNK);
+    const path = join(dir, 'chunks', '4', '0');
+    const fh = await fsp.open(path, 'r+');
+    await fh.write(Buffer.from([0x55]), 0, 1, 32 + 500);
+    await fh.close();
+    await expect(store.read(key(4, 0), 0, 10)).rejects.toMatchObject({ code: 'FLYFS_ERR_CHECKSUM' });
+    await expect(store.write(key(4, 0), 0, Buffer.from('x'), CHUNK)).rejects.toMatchObject({ code: 'FLYFS_ERR_CHECKSUM' });
+    // A truncated file is caught even without data checksums.
+    await fsp.truncate(path, 100);
+    const lax = await open(false);
+    await expect(lax.read(key(4, 0), 0, 1000)).rejects.toMatchObject({ code: 'FLYFS_ERR_CHECKSUM' });
+    await expect(store.read(key(4, 0), 0, 1000)).rejects.toMatchObject({ code: 'FLYFS_ERR_CHECKSUM' });
+  });
+
+  it('serializes concurrent writes to one chunk without losing any', async () => {
+    const n = 32;
+    const metas = await Promise.all(Array.from({ length: n }, (_, i) => store.write(key(2, 0), i * 10, Buffer.alloc(10, i + 1), CHUNK)));
+    expect(metas.map((m) => m.version).sort((a, b) => a - b)).toEqual(Array.from({ length: n }, (_, i) => i + 1));
+    const got = await store.read(key(2, 0), 0, CHUNK);
+    expect(got?.data.length).toBe(n * 10);
+    for (let i = 0; i < n; i++) expect(got?.data.subarray(i * 10, i * 10 + 10)).toEqual(Buffer.alloc(10, i + 1));
+  });
+
+  it('refuses new chunks above the disk-full ratio but still overwrites existing ones', async () => {
+    await store.write(key(6, 0), 0, Buffer.from('x'), CHUNK);
+    const full = await FsChunkStore.open({ dir, verifyChecksums: true, diskFullRatio: 1e-9 });
+    await expect(full.write(key(6, 1), 0, Buffer.from('y'), CHUNK)).rejects.toMatchObject({ code: 'FLYFS_ERR_NO_SPACE' });
+    expect((await full.write(key(6, 0), 0, Buffer.from('z'), CHUNK)).version).toBe(2);
+    const u = await full.usage();
+    expect(u.capacityBytes).toBeGreaterThan(0);
+  });
+});

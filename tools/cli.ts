@@ -1,0 +1,94 @@
+#!/usr/bin/env node
+// flyfs: the one CLI. Every role also starts alone from here (`flyfs metaserver`, `flyfs storageserver`).
+import { realpathSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+import { FlyfsError } from '../common/errors.js';
+import { upCommand } from './commands/up.js';
+import { statusCommand } from './commands/status.js';
+import { catCommand, cpCommand, lsCommand, mkdirCommand, mvCommand, rmCommand, statCommand } from './commands/fs-commands.js';
+
+const usage = `usage: flyfs <command> [options]
+
+cluster
+  up [--data DIR] [--metaservers N] [--storage-servers N] [--targets N] [--restart]
+                         start a local cluster (data in ./flyfs-data), Ctrl-C stops it
+  status [--json]        every node with role, address, state and pid
+  metaserver --data DIR [--host H] [--port P] [--http-port P]
+  storageserver --data DIR --mgmt HOST:PORT [--targets N] [--port P] [--data-port P] [--http-port P]
+
+files (flyfs paths are absolute; cp writes them flyfs:/path)
+  ls [-l] [PATH]         cp SRC DST         cat PATH...        stat [--json] PATH...
+  mkdir [-p] PATH...     mv FROM TO         rm [-r] [-f] PATH...
+
+  bench NAME [--json] [--runs N] [--size BYTES]
+
+The cluster is found through --cluster HOST:PORT[,HOST:PORT], FLYFS_CLUSTER, or the state
+file of a running 'flyfs up' (--data DIR, default ./flyfs-data).`;
+
+type Command = (argv: string[]) => Promise<number>;
+
+const commands: Record<string, Command> = {
+  up: upCommand,
+  status: statusCommand,
+  ls: lsCommand,
+  cp: cpCommand,
+  cat: catCommand,
+  mkdir: mkdirCommand,
+  mv: mvCommand,
+  rm: rmCommand,
+  stat: statCommand,
+  metaserver: async (argv) => {
+    const { runMetaserverCli } = await import('../metaserver/main.js');
+    await runMetaserverCli(argv);
+    return -1;
+  },
+  storageserver: async (argv) => {
+    const { runStorageServerCli } = await import('../storageserver/main.js');
+    await runStorageServerCli(argv);
+    return -1;
+  },
+  bench: async (argv) => {
+    const { runBenchCli } = await import('../bench/index.js');
+    return runBenchCli(argv);
+  },
+};
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
+    process.stdout.write(usage + '\n');
+    return name === undefined ? 2 : 0;
+  }
+  const cmd = commands[name];
+  if (!cmd) {
+    process.stderr.write(`flyfs: unknown command '${name}'\n\n${usage}\n`);
+    return 2;
+  }
+  return cmd(rest);
+}
+
+function describe(err: unknown): string {
+  if (err instanceof FlyfsError) return `${err.message} (${err.code})`;
+  const e = err as { code?: string; message?: string };
+  return e.message ?? String(err);
+}
+
+function isMainModule(): boolean {
+  const arg = process.argv[1];
+  if (arg === undefined) return false;
+  try {
+    return import.meta.url === pathToFileURL(realpathSync(arg)).href;
+  } catch {
+    return false;
+  }
+}
+
+if (isMainModule()) {
+  main(process.argv.slice(2)).then((code) => {
+    // Servers (-1) keep running until a signal stops them.
+    if (code >= 0) process.exitCode = code;
+  }, (err: unknown) => {
+    process.stderr.write(`flyfs: ${describe(err)}\n`);
+    process.exitCode = 1;
+  });
+}
