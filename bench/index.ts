@@ -1,0 +1,188 @@
+// `npm run bench -- <name> [--runs N] [--size BYTES] [--json] [--no-record]`: runs one named
+// benchmark, prints its figures and appends them to BENCHMARKS.md.
+import { pathToFileURL } from 'node:url';
+import {
+  BenchmarkRegistry,
+  appendRecord,
+  commandLine,
+  defaultRecordPath,
+  formatBytes,
+  formatJson,
+  formatMachine,
+  formatTable,
+  machineInfo,
+  parseSize,
+  runsDefault,
+  runsMax,
+  type Benchmark,
+  type BenchContext,
+  type Figure,
+} from './harness.js';
+
+export type { Benchmark, BenchContext, Figure } from './harness.js';
+
+const GiB = 1024 ** 3;
+
+/**
+ * Benchmark modules pull in the client and the cluster launcher; they load only when run, so that
+ * listing benchmarks and rejecting bad arguments need neither.
+ */
+function lazyBenchmark(info: Omit<Benchmark, 'run'>, load: () => Promise<(ctx: BenchContext) => Promise<Figure[]>>): Benchmark {
+  return { ...info, run: async (ctx) => (await load())(ctx) };
+}
+
+export function defaultRegistry(): BenchmarkRegistry {
+  return new BenchmarkRegistry().register(
+    lazyBenchmark(
+      {
+        name: 'file-rw',
+        description: 'write then read a 1 GiB file through the client against a local cluster; baselines: loopback TCP stream, node:fs',
+        defaultSizeBytes: 1 * GiB,
+      },
+      async () => (await import('./file-rw.js')).runFileRw,
+    ),
+  );
+}
+
+export interface BenchArgs {
+  name?: string;
+  json: boolean;
+  record: boolean;
+  help: boolean;
+  sizeBytes?: number;
+  runs: number;
+}
+
+export type ParsedArgs = { ok: true; args: BenchArgs } | { ok: false; error: string };
+
+export function parseBenchArgs(argv: readonly string[]): ParsedArgs {
+  const args: BenchArgs = { json: false, record: true, help: false, runs: runsDefault };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] ?? '';
+    const eq = arg.indexOf('=');
+    const flag = arg.startsWith('--') && eq > 0 ? arg.slice(0, eq) : arg;
+    const inline = arg.startsWith('--') && eq > 0 ? arg.slice(eq + 1) : undefined;
+    const value = (): string | undefined => inline ?? argv[++i];
+    switch (flag) {
+      case '--json':
+        args.json = true;
+        break;
+      case '--no-record':
+        args.record = false;
+        break;
+      case '--help':
+      case '-h':
+        args.help = true;
+        break;
+      case '--size': {
+        const text = value();
+        const bytes = text === undefined ? undefined : parseSize(text);
+        if (bytes === undefined) return { ok: false, error: `--size wants a byte count such as 1g, 256m or 4096, got ${text ?? 'nothing'}` };
+        args.sizeBytes = bytes;
+        break;
+      }
+      case '--runs': {
+        const text = value();
+        const runs = text !== undefined && /^\d+$/.test(text) ? Number(text) : NaN;
+        if (!(runs >= 1 && runs <= runsMax)) return { ok: false, error: `--runs wants a whole number from 1 to ${runsMax}, got ${text ?? 'nothing'}` };
+        args.runs = runs;
+        break;
+      }
+      default:
+        if (arg.startsWith('-')) return { ok: false, error: `unknown option ${arg}` };
+        if (args.name !== undefined) return { ok: false, error: `one benchmark at a time (got ${args.name} and ${arg})` };
+        args.name = arg;
+    }
+  }
+  return { ok: true, args };
+}
+
+export interface Output {
+  write(text: string): unknown;
+}
+
+export interface BenchCliOptions {
+  registry?: BenchmarkRegistry;
+  stdout?: Output;
+  stderr?: Output;
+  /** Where the record is appended; BENCHMARKS.md at the repository root by default. */
+  recordPath?: string;
+  now?: () => Date;
+}
+
+function usage(registry: BenchmarkRegistry): string {
+  const names = registry.list().map((b) => `  ${b.name.padEnd(12)} ${b.description}\n`);
+  return (
+    'usage: npm run bench -- <name> [--runs N] [--size BYTES] [--json] [--no-record]\n' +
+    `  --runs N      measure each figure N times and report the median (default ${runsDefault})\n` +
+    '  --size BYTES  data size, e.g. 1g, 256m (binary units)\n' +
+    '  --json        print only a JSON array of figures on stdout\n' +
+    '  --no-record   do not append to BENCHMARKS.md\n' +
+    `benchmarks:\n${names.join('')}`
+  );
+}
+
+function message(error: unknown): string {
+  return error instanceof Error ? (error.stack ?? error.message) : String(error);
+}
+
+/** Runs `npm run bench -- <argv>`; returns the exit code (2 for bad arguments or an unknown benchmark). */
+export async function runBenchCli(argv: string[], options: BenchCliOptions = {}): Promise<number> {
+  const registry = options.registry ?? defaultRegistry();
+  const stdout = options.stdout ?? process.stdout;
+  const stderr = options.stderr ?? process.stderr;
+  const parsed = parseBenchArgs(argv);
+  if (!parsed.ok) {
+    stderr.write(`bench: ${parsed.error}\n${usage(registry)}`);
+    return 2;
+  }
+  const { args } = parsed;
+  if (args.help) {
+    stdout.write(usage(registry));
+    return 0;
+  }
+  const benchmark = args.name === undefined ? undefined : registry.get(args.name);
+  if (benchmark === undefined) {
+    stderr.write(`bench: ${args.name === undefined ? 'no benchmark named' : `unknown benchmark ${args.name}`}\n${usage(registry)}`);
+    return 2;
+  }
+
+  const date = (options.now ?? (() => new Date()))();
+  const sizeBytes = args.sizeBytes ?? benchmark.defaultSizeBytes;
+  const ctx: BenchContext = { sizeBytes, runs: args.runs, log: (line) => stderr.write(`${line}\n`) };
+  let figures: Figure[];
+  try {
+    figures = await benchmark.run(ctx);
+  } catch (error) {
+    stderr.write(`bench: ${benchmark.name} failed: ${message(error)}\n`);
+    return 1;
+  }
+
+  const machine = machineInfo();
+  if (args.json) {
+    stdout.write(formatJson(figures));
+  } else {
+    stdout.write(`${benchmark.name}: ${formatBytes(sizeBytes)}, median of ${args.runs} run${args.runs === 1 ? '' : 's'}\n`);
+    stdout.write(formatTable(figures));
+    stdout.write(`machine: ${formatMachine(machine)}\n`);
+  }
+  if (args.record) {
+    const recordPath = options.recordPath ?? defaultRecordPath();
+    try {
+      await appendRecord(recordPath, { benchmark: benchmark.name, command: commandLine(argv), date, machine, sizeBytes, runs: args.runs, figures });
+      stderr.write(`bench: recorded in ${recordPath}\n`);
+    } catch (error) {
+      stderr.write(`bench: could not record in ${recordPath}: ${message(error)}\n`);
+      return 1;
+    }
+  }
+  return 0;
+}
+
+const entry = process.argv[1];
+if (entry !== undefined && import.meta.url === pathToFileURL(entry).href) {
+  // exitCode rather than exit(): stdout may be a pipe still draining the JSON.
+  void runBenchCli(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  });
+}
