@@ -58,6 +58,18 @@ function isNotFound(err: unknown): boolean {
   return (err as NodeJS.ErrnoException).code === 'ENOENT';
 }
 
+/** The buffers left after the first `n` bytes were written (writev may write short). */
+function skipBytes(parts: readonly Uint8Array[], n: number): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  let left = n;
+  for (const p of parts) {
+    if (left >= p.byteLength) { left -= p.byteLength; continue; }
+    out.push(left > 0 ? p.subarray(left) : p);
+    left = 0;
+  }
+  return out;
+}
+
 async function fsyncDir(dir: string): Promise<void> {
   const fh = await fsp.open(dir, 'r');
   try { await fh.sync(); } finally { await fh.close(); }
@@ -144,25 +156,50 @@ export class FsChunkStore implements ChunkStore {
       throw flyfsError('FLYFS_ERR_CHUNK_RANGE', `write [${offset}, ${offset + data.length}) in a chunk of ${chunkSizeBytes}`);
     }
     return this.locks.run(this.lockKey(key), async () => {
+      const oldMeta = await this.readMeta(key);
+      if (oldMeta === undefined) await this.checkSpace();
+      // A write from offset 0 that covers the old length replaces the whole chunk: nothing of the
+      // old content survives, so neither it nor a patched copy is needed (header + data go out
+      // with one writev, no copy).
+      if (offset === 0 && data.length >= (oldMeta?.length ?? 0)) {
+        const meta: ChunkMeta = { length: data.length, version: chunkVersion((oldMeta?.version ?? 0) + 1), crc32c: crc32c(data) };
+        await this.commit(key, [encodeHeader(meta), data], oldMeta === undefined);
+        return meta;
+      }
       // The old content is verified even when reads skip it, so a write never launders corruption.
       const old = await this.readWhole(key, true);
-      if (old === undefined) await this.checkSpace();
       const oldLength = old?.meta.length ?? 0;
       const length = Math.max(oldLength, offset + data.length);
-      const next = Buffer.alloc(HEADER_BYTES + length);
+      const next = Buffer.allocUnsafe(HEADER_BYTES + length);
       if (old) old.data.copy(next, HEADER_BYTES);
+      // Bytes between the old end and the write's start are a hole: zeros.
+      if (offset > oldLength) next.fill(0, HEADER_BYTES + oldLength, HEADER_BYTES + offset);
       next.set(data, HEADER_BYTES + offset);
       const body = next.subarray(HEADER_BYTES);
       const meta: ChunkMeta = { length, version: chunkVersion((old?.meta.version ?? 0) + 1), crc32c: crc32c(body) };
       encodeHeader(meta).copy(next, 0);
-      await this.commit(key, next, old === undefined);
       assert(next.length === HEADER_BYTES + meta.length, 'chunk file holds header + length bytes');
+      await this.commit(key, [next], old === undefined);
       return meta;
     });
   }
 
+  /** The chunk's header only, or undefined for a missing chunk. */
+  private async readMeta(key: ChunkKey): Promise<ChunkMeta | undefined> {
+    const path = this.chunkPath(key);
+    let fh: fsp.FileHandle;
+    try { fh = await fsp.open(path, 'r'); } catch (err) { if (isNotFound(err)) return undefined; throw err; }
+    try {
+      const h = Buffer.alloc(HEADER_BYTES);
+      await fh.read(h, 0, HEADER_BYTES, 0);
+      return decodeHeader(h, path);
+    } finally {
+      await fh.close();
+    }
+  }
+
   /** Temp file, fsync, rename over, fsync the folder: the atomic step of every write. */
-  private async commit(key: ChunkKey, content: Buffer, isNew: boolean): Promise<void> {
+  private async commit(key: ChunkKey, content: readonly Uint8Array[], isNew: boolean): Promise<void> {
     const dir = this.inodeDir(key.inodeId);
     if (isNew) {
       const made = await fsp.mkdir(dir, { recursive: true });
@@ -172,7 +209,14 @@ export class FsChunkStore implements ChunkStore {
     const tmp = `${dir}/.${key.index}${TMP_MARK}${randomBytes(6).toString('hex')}`;
     const fh = await fsp.open(tmp, 'w');
     try {
-      await fh.writeFile(content);
+      const total = content.reduce((n, b) => n + b.byteLength, 0);
+      let done = 0;
+      let parts = [...content];
+      while (done < total) {
+        const { bytesWritten } = await fh.writev(parts as NodeJS.ArrayBufferView[]);
+        done += bytesWritten;
+        parts = skipBytes(parts, bytesWritten);
+      }
       await fh.sync();
     } catch (err) {
       await fh.close();
@@ -225,16 +269,7 @@ export class FsChunkStore implements ChunkStore {
   async stat(key: ChunkKey): Promise<ChunkMeta | undefined> {
     this.checkOpen();
     this.checkKey(key);
-    const path = this.chunkPath(key);
-    let fh: fsp.FileHandle;
-    try { fh = await fsp.open(path, 'r'); } catch (err) { if (isNotFound(err)) return undefined; throw err; }
-    try {
-      const h = Buffer.alloc(HEADER_BYTES);
-      await fh.read(h, 0, HEADER_BYTES, 0);
-      return decodeHeader(h, path);
-    } finally {
-      await fh.close();
-    }
+    return this.readMeta(key);
   }
 
   async removeFrom(inodeId: InodeId, fromIndex: number): Promise<number> {

@@ -26,6 +26,8 @@ export interface LocalClusterOptions {
   onChildExit?: (node: LocalNode, code: number | null, signal: NodeJS.Signals | null) => void;
   /** Extra arguments per role, for tests (e.g. a short lease). */
   extraArgs?: { metaserver?: string[]; storageserver?: string[] };
+  /** Node flags for every child (e.g. --cpu-prof for profiling). */
+  nodeArgs?: string[];
   /** Milliseconds to wait for one child to be ready. */
   readyTimeoutMs?: number;
 }
@@ -119,7 +121,7 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
 
   const spawnChild = (name: string, role: ReadyInfo['role'], args: string[]): Promise<Child> => {
     const log = createWriteStream(join(logDir, `${name}.log`), { flags: 'a' });
-    const proc = spawn(process.execPath, [cliPath(), role, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, [...(options.nodeArgs ?? []), cliPath(), role, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     proc.stderr!.pipe(log, { end: false });
     return new Promise<Child>((resolve, reject) => {
       let ready = false;
