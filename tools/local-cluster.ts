@@ -121,7 +121,12 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
 
   const spawnChild = (name: string, role: ReadyInfo['role'], args: string[]): Promise<Child> => {
     const log = createWriteStream(join(logDir, `${name}.log`), { flags: 'a' });
-    const proc = spawn(process.execPath, [...(options.nodeArgs ?? []), cliPath(), role, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, [...(options.nodeArgs ?? []), cliPath(), role, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      // Own process group: a terminal's Ctrl-C reaches `up` alone, which then stops the
+      // children in order (storage servers first) instead of racing their own exits.
+      detached: true,
+    });
     proc.stderr!.pipe(log, { end: false });
     return new Promise<Child>((resolve, reject) => {
       let ready = false;
@@ -193,9 +198,16 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
     c.proc.kill('SIGTERM');
   });
 
+  // If this process exits without stop() (an uncaught error), take the children with it.
+  const killAll = (): void => {
+    for (const c of children.values()) if (c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill('SIGKILL');
+  };
+  process.on('exit', killAll);
+
   const stop = async (): Promise<void> => {
     if (stopping) return;
     stopping = true;
+    process.off('exit', killAll);
     const all = [...children.values()];
     await Promise.all(all.filter((c) => c.node.role !== 'metaserver').map(stopChild));
     await Promise.all(all.filter((c) => c.node.role === 'metaserver').map(stopChild));

@@ -16,7 +16,8 @@ function flyfs(args: string[], cwd: string, env: NodeJS.ProcessEnv = {}): Promis
 }
 
 function startUp(cwd: string, args: string[] = []): { proc: ChildProcess; ready: Promise<string>; output: () => string } {
-  const proc = spawn(process.execPath, [cliPath(), 'up', ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  // Its own process group, as a shell gives a foreground job, so Ctrl-C can go to the group.
+  const proc = spawn(process.execPath, [cliPath(), 'up', ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   let out = '';
   const ready = new Promise<string>((resolve, reject) => {
     proc.stdout!.on('data', (d: Buffer) => { out += d.toString(); if (out.includes('Ctrl-C stops')) resolve(out); });
@@ -109,8 +110,11 @@ describe('flyfs CLI against flyfs up', () => {
 
   it('stops every child process on Ctrl-C', async () => {
     const exited = new Promise<number | null>((resolve) => up.proc.on('exit', (code) => resolve(code)));
-    up.proc.kill('SIGINT');
+    // A terminal's Ctrl-C: SIGINT to the foreground process group.
+    process.kill(-up.proc.pid!, 'SIGINT');
     expect(await exited).toBe(0);
     for (const pid of pids) expect(isAlive(pid), `pid ${pid}`).toBe(false);
+    expect(up.output()).toMatch(/flyfs up: stopped/);
+    expect(up.output()).not.toMatch(/exited with/);
   });
 });
