@@ -10,7 +10,19 @@ function typeBits(kind: InodeKind): number {
   }
 }
 
-export class FlyfsStats {
+/** The type predicates node:fs's Stats and Dirent share. */
+class TypedEntry {
+  constructor(protected readonly kind: InodeKind) {}
+  isFile(): boolean { return this.kind === 'file'; }
+  isDirectory(): boolean { return this.kind === 'directory'; }
+  isSymbolicLink(): boolean { return this.kind === 'symlink'; }
+  isBlockDevice(): boolean { return false; }
+  isCharacterDevice(): boolean { return false; }
+  isFIFO(): boolean { return false; }
+  isSocket(): boolean { return false; }
+}
+
+export class FlyfsStats extends TypedEntry {
   readonly dev = 0;
   readonly ino: number;
   readonly mode: number;
@@ -29,10 +41,8 @@ export class FlyfsStats {
   readonly mtime: Date;
   readonly ctime: Date;
   readonly birthtime: Date;
-  private readonly kind: InodeKind;
-
   constructor(a: InodeAttrs) {
-    this.kind = a.kind;
+    super(a.kind);
     this.ino = a.inodeId;
     this.mode = typeBits(a.kind) | (a.mode & 0o7777);
     this.nlink = a.nlink;
@@ -48,25 +58,10 @@ export class FlyfsStats {
     this.ctime = new Date(a.ctimeMs);
     this.birthtime = new Date(a.birthtimeMs);
   }
-
-  isFile(): boolean { return this.kind === 'file'; }
-  isDirectory(): boolean { return this.kind === 'directory'; }
-  isSymbolicLink(): boolean { return this.kind === 'symlink'; }
-  isBlockDevice(): boolean { return false; }
-  isCharacterDevice(): boolean { return false; }
-  isFIFO(): boolean { return false; }
-  isSocket(): boolean { return false; }
 }
 
-export class FlyfsDirent {
-  constructor(readonly name: string, readonly parentPath: string, private readonly kind: InodeKind) {}
+export class FlyfsDirent extends TypedEntry {
+  constructor(readonly name: string, readonly parentPath: string, kind: InodeKind) { super(kind); }
   /** Node 20 still offers `path` beside `parentPath`. */
   get path(): string { return this.parentPath; }
-  isFile(): boolean { return this.kind === 'file'; }
-  isDirectory(): boolean { return this.kind === 'directory'; }
-  isSymbolicLink(): boolean { return this.kind === 'symlink'; }
-  isBlockDevice(): boolean { return false; }
-  isCharacterDevice(): boolean { return false; }
-  isFIFO(): boolean { return false; }
-  isSocket(): boolean { return false; }
 }

@@ -58,6 +58,12 @@ function isNotFound(err: unknown): boolean {
   return (err as NodeJS.ErrnoException).code === 'ENOENT';
 }
 
+async function readHeader(fh: fsp.FileHandle, path: string): Promise<ChunkMeta> {
+  const h = Buffer.alloc(HEADER_BYTES);
+  await fh.read(h, 0, HEADER_BYTES, 0);
+  return decodeHeader(h, path);
+}
+
 /** The buffers left after the first `n` bytes were written (writev may write short). */
 function skipBytes(parts: readonly Uint8Array[], n: number): Uint8Array[] {
   const out: Uint8Array[] = [];
@@ -190,9 +196,7 @@ export class FsChunkStore implements ChunkStore {
     let fh: fsp.FileHandle;
     try { fh = await fsp.open(path, 'r'); } catch (err) { if (isNotFound(err)) return undefined; throw err; }
     try {
-      const h = Buffer.alloc(HEADER_BYTES);
-      await fh.read(h, 0, HEADER_BYTES, 0);
-      return decodeHeader(h, path);
+      return await readHeader(fh, path);
     } finally {
       await fh.close();
     }
@@ -249,9 +253,7 @@ export class FsChunkStore implements ChunkStore {
     let fh: fsp.FileHandle;
     try { fh = await fsp.open(path, 'r'); } catch (err) { if (isNotFound(err)) return undefined; throw err; }
     try {
-      const h = Buffer.alloc(HEADER_BYTES);
-      await fh.read(h, 0, HEADER_BYTES, 0);
-      const meta = decodeHeader(h, path);
+      const meta = await readHeader(fh, path);
       const n = Math.max(0, Math.min(meta.length, offset + length) - offset);
       const data = Buffer.allocUnsafe(n);
       let got = 0;

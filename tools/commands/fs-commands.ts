@@ -56,29 +56,40 @@ export async function lsCommand(argv: string[]): Promise<number> {
   });
 }
 
+interface Readable { read(buf: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }> }
+interface Writable { write(buf: Buffer, offset: number, length: number, position: number): Promise<unknown> }
+
+/** Copies `size` bytes in pieces, reading the next piece while the previous one is written. */
+async function pump(src: Readable, dst: Writable, size: number, progress: Progress | undefined): Promise<number> {
+  let pos = 0;
+  let writing: Promise<unknown> = Promise.resolve();
+  const bufs = [Buffer.allocUnsafe(copyPieceBytes), Buffer.allocUnsafe(copyPieceBytes)];
+  for (let i = 0; pos < size; i++) {
+    const buf = bufs[i % 2]!;
+    const { bytesRead } = await src.read(buf, 0, Math.min(copyPieceBytes, size - pos), pos);
+    if (bytesRead === 0) break;
+    await writing;
+    const at = pos;
+    writing = dst.write(buf, 0, bytesRead, at).then(() => progress?.update(at + bytesRead));
+    pos += bytesRead;
+  }
+  await writing;
+  progress?.done(pos);
+  return pos;
+}
+
+const progressFor = (label: string, size: number): Progress | undefined =>
+  size >= progressBytesMin ? new Progress(label, size) : undefined;
+
 async function copyIn(fs: FileSystem, local: string, remote: string): Promise<number> {
   const src = await openLocal(local, 'r');
   try {
     const size = (await src.stat()).size;
     const dst = await fs.open(remote, 'w');
-    const progress = size >= progressBytesMin ? new Progress(`cp ${local}`, size) : undefined;
     try {
-      let pos = 0;
-      let writing: Promise<unknown> = Promise.resolve();
-      const bufs = [Buffer.allocUnsafe(copyPieceBytes), Buffer.allocUnsafe(copyPieceBytes)];
-      for (let i = 0; pos < size; i++) {
-        const buf = bufs[i % 2]!;
-        const { bytesRead } = await src.read(buf, 0, Math.min(copyPieceBytes, size - pos), pos);
-        if (bytesRead === 0) break;
-        await writing;
-        const at = pos;
-        writing = dst.write(buf, 0, bytesRead, at).then(() => progress?.update(at + bytesRead));
-        pos += bytesRead;
-      }
-      await writing;
+      const n = await pump(src, dst, size, progressFor(`cp ${local}`, size));
       await dst.close();
-      progress?.done(pos);
-      return pos;
+      return n;
     } catch (err) {
       await dst.close().catch(() => undefined);
       throw err;
@@ -93,24 +104,10 @@ async function copyOut(fs: FileSystem, remote: string, local: string): Promise<n
   try {
     const size = (await src.stat()).size;
     const dst = await openLocal(local, 'w');
-    const progress = size >= progressBytesMin ? new Progress(`cp ${remote}`, size) : undefined;
     try {
-      let pos = 0;
-      let writing: Promise<unknown> = Promise.resolve();
-      const bufs = [Buffer.allocUnsafe(copyPieceBytes), Buffer.allocUnsafe(copyPieceBytes)];
-      for (let i = 0; pos < size; i++) {
-        const buf = bufs[i % 2]!;
-        const { bytesRead } = await src.read(buf, 0, Math.min(copyPieceBytes, size - pos), pos);
-        if (bytesRead === 0) break;
-        await writing;
-        const at = pos;
-        writing = dst.write(buf, 0, bytesRead, at).then(() => progress?.update(at + bytesRead));
-        pos += bytesRead;
-      }
-      await writing;
+      const n = await pump(src, dst, size, progressFor(`cp ${remote}`, size));
       await dst.sync();
-      progress?.done(pos);
-      return pos;
+      return n;
     } finally {
       await dst.close();
     }
