@@ -17,20 +17,6 @@ export const unitGBps = 'GB/s';
 export const runsDefault = 3;
 export const runsMax = 100;
 
-/** One measured figure against one baseline measured in the same run; ratio = value / baselineValue. */
-export interface Figure {
-  name: string;
-  value: number;
-  unit: string;
-  baseline: string;
-  baselineValue: number;
-  ratio: number;
-  /** The individual runs behind the median `value` (printed, not part of the JSON). */
-  runs?: readonly number[];
-  /** The individual runs behind the median `baselineValue`. */
-  baselineRuns?: readonly number[];
-}
-
 /** The JSON form of a figure: exactly these fields. */
 export interface FigureJson {
   name: string;
@@ -39,6 +25,14 @@ export interface FigureJson {
   baseline: string;
   baselineValue: number;
   ratio: number;
+}
+
+/** One measured figure against one baseline measured in the same run; ratio = value / baselineValue. */
+export interface Figure extends FigureJson {
+  /** The individual runs behind the median `value` (printed, not part of the JSON). */
+  runs?: readonly number[];
+  /** The individual runs behind the median `baselineValue`. */
+  baselineRuns?: readonly number[];
 }
 
 export interface BenchContext {
