@@ -4,7 +4,8 @@
 import { flyfsError } from '../common/errors.js';
 import { limits } from '../common/limits.js';
 import { metaserverLimits } from './config.js';
-import { nextCounter, type MetaDb } from './db.js';
+import type { MetaDb } from './db.js';
+import { nextCounter } from './tables.js';
 import type { ChainTableSource } from './types.js';
 
 export type NodeRoleName = 'metaserver' | 'storageserver' | 'kvcache' | 'unspecified';

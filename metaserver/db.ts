@@ -6,8 +6,9 @@
 import { mkdirSync } from 'node:fs';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { metaserverLimits } from './config.js';
+import type { MetaTables } from './tables.js';
 
-export interface MetaDb {
+export interface MetaDb extends MetaTables {
   readonly env: RootDatabase;
   readonly inodes: Database;        // inodeId -> InodeRecord
   readonly dirents: Database;       // [parentId, name] -> DirentRecord
@@ -17,11 +18,12 @@ export interface MetaDb {
   readonly requestOrder: Database;  // seq -> [clientId, requestId]
   readonly gcQueue: Database;       // seq -> GcEntry
   readonly sessions: Database;      // sessionId -> SessionRecord
-  readonly commit: <T>(fn: () => T) => Promise<T>;
+  /** Runs a mutation against the tables it is given, durably; see tables.ts for the contract. */
+  readonly commit: <T>(fn: (t: MetaTables) => T) => Promise<T>;
   close(): Promise<void>;
 }
 
-interface Pending { fn: () => unknown; resolve: (v: unknown) => void; reject: (e: unknown) => void }
+interface Pending { fn: (t: MetaTables) => unknown; resolve: (v: unknown) => void; reject: (e: unknown) => void }
 
 export function openMetaDb(dataDir: string): MetaDb {
   mkdirSync(dataDir, { recursive: true });
@@ -43,7 +45,7 @@ export function openMetaDb(dataDir: string): MetaDb {
         for (const p of batch) {
           try {
             // A child transaction: a throwing mutation leaves no partial writes behind.
-            outcomes.push({ ok: true, value: env.transactionSync(p.fn) });
+            outcomes.push({ ok: true, value: env.transactionSync(() => p.fn(db)) });
           } catch (err) {
             outcomes.push({ ok: false, value: err });
           }
@@ -59,7 +61,7 @@ export function openMetaDb(dataDir: string): MetaDb {
     });
   };
 
-  const commit = <T>(fn: () => T): Promise<T> => {
+  const commit = <T>(fn: (t: MetaTables) => T): Promise<T> => {
     if (closed) return Promise.reject(new Error('metadata store is closed'));
     return new Promise<T>((resolve, reject) => {
       queue.push({ fn, resolve: resolve as (v: unknown) => void, reject });
@@ -67,7 +69,7 @@ export function openMetaDb(dataDir: string): MetaDb {
     });
   };
 
-  return {
+  const db: MetaDb = {
     env,
     inodes: sub('inodes'), dirents: sub('dirents'), counters: sub('counters'), cluster: sub('cluster'),
     requests: sub('requests'), requestOrder: sub('request-order'), gcQueue: sub('gc-queue'), sessions: sub('sessions'),
@@ -79,12 +81,5 @@ export function openMetaDb(dataDir: string): MetaDb {
       await env.close();
     },
   };
-}
-
-/** Next value of a persisted counter; call inside a commit. */
-export function nextCounter(db: MetaDb, name: string, floor = 0): number {
-  const cur = (db.counters.get(name) as number | undefined) ?? floor;
-  const next = Math.max(cur, floor) + 1;
-  db.counters.putSync(name, next);
-  return next;
+  return db;
 }

@@ -1,13 +1,13 @@
 // close: ends a write session, recording the length the writer leaves.
 import { flyfsError } from '../../common/errors.js';
 import type { InodeId, SessionId } from '../../common/ids.js';
-import type { MetaDb } from '../db.js';
+import type { MetaTables } from '../tables.js';
 import type { InodeRecord, SessionRecord } from '../types.js';
 import { getInode, touch } from './paths.js';
 
 export interface CloseArgs { inodeId: InodeId; sessionId: SessionId; length: number; lengthSet: boolean; nowMs: number }
 
-export function closeOp(db: MetaDb, a: CloseArgs): InodeRecord {
+export function closeOp(db: MetaTables, a: CloseArgs): InodeRecord {
   const inode = getInode(db, a.inodeId);
   if (inode === undefined) throw flyfsError('FLYFS_ERR_NOT_FOUND', `inode ${a.inodeId}`);
   if (a.sessionId === 0) {

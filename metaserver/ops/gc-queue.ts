@@ -1,10 +1,10 @@
 // The persisted queue of chunk removals: an entry per removed file, drained by gc-runner.ts.
-import type { MetaDb } from '../db.js';
-import { nextCounter } from '../db.js';
+import type { MetaTables } from '../tables.js';
+import { nextCounter } from '../tables.js';
 import type { GcEntry, InodeRecord } from '../types.js';
 
 /** Drops one link of a file inode; the last one deletes it and queues its chunks. */
-export function dropFileLink(db: MetaDb, inode: InodeRecord, nowMs: number): void {
+export function dropFileLink(db: MetaTables, inode: InodeRecord, nowMs: number): void {
   if (inode.nlink > 1) {
     db.inodes.putSync(inode.inodeId, { ...inode, nlink: inode.nlink - 1, ctimeMs: nowMs });
     return;

@@ -1,14 +1,14 @@
 // mkdir, with Node's recursive semantics.
 import { flyfsError } from '../../common/errors.js';
 import { inodeId } from '../../common/ids.js';
-import type { MetaDb } from '../db.js';
-import { nextCounter } from '../db.js';
+import type { MetaTables } from '../tables.js';
+import { nextCounter } from '../tables.js';
 import type { InodeRecord, LayoutPolicy } from '../types.js';
 import { getDirent, mustInode, touch, walkDirs } from './paths.js';
 
 export interface MkdirArgs { parts: readonly string[]; path: string; mode: number; recursive: boolean; policy: LayoutPolicy; nowMs: number }
 
-export function mkdirOp(db: MetaDb, a: MkdirArgs): InodeRecord {
+export function mkdirOp(db: MetaTables, a: MkdirArgs): InodeRecord {
   if (a.parts.length === 0) {
     if (a.recursive) return mustInode(db, inodeId(1), a.path);
     throw flyfsError('FLYFS_ERR_EXISTS', undefined, { path: a.path });
@@ -32,7 +32,7 @@ export function mkdirOp(db: MetaDb, a: MkdirArgs): InodeRecord {
   return cur;
 }
 
-function createDir(db: MetaDb, parent: InodeRecord, name: string, a: MkdirArgs): InodeRecord {
+function createDir(db: MetaTables, parent: InodeRecord, name: string, a: MkdirArgs): InodeRecord {
   const id = inodeId(nextCounter(db, 'inode', 1));
   const inode: InodeRecord = {
     inodeId: id, kind: 'dir', mode: a.mode, nlink: 2, length: 0,

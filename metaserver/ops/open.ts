@@ -3,8 +3,8 @@
 import { flyfsError } from '../../common/errors.js';
 import { inodeId, sessionId, type SessionId } from '../../common/ids.js';
 import { chooseChains, type FileLayout } from '../../common/layout.js';
-import type { MetaDb } from '../db.js';
-import { nextCounter } from '../db.js';
+import type { MetaTables } from '../tables.js';
+import { nextCounter } from '../tables.js';
 import { OpenFlags, type ChainTableSource, type InodeRecord } from '../types.js';
 import { effectivePolicy, getDirent, mustInode, resolveInode, resolveParent, touch } from './paths.js';
 
@@ -15,7 +15,7 @@ export function isWriteOpen(flags: number): boolean {
   return (flags & (OpenFlags.write | OpenFlags.append)) !== 0;
 }
 
-export function openOp(db: MetaDb, a: OpenArgs): OpenResult {
+export function openOp(db: MetaTables, a: OpenArgs): OpenResult {
   const write = isWriteOpen(a.flags);
   let inode: InodeRecord;
   if (a.parts.length === 0) {
@@ -51,7 +51,7 @@ export function chooseLayout(ancestors: readonly InodeRecord[], id: number, tabl
   };
 }
 
-function createFile(db: MetaDb, ancestors: readonly InodeRecord[], parent: InodeRecord, name: string, a: OpenArgs): InodeRecord {
+function createFile(db: MetaTables, ancestors: readonly InodeRecord[], parent: InodeRecord, name: string, a: OpenArgs): InodeRecord {
   // The counter is read first so a NO_CHAINS refusal (child transaction aborted) burns no id.
   const id = inodeId(((db.counters.get('inode') as number | undefined) ?? 1) + 1);
   const layout = chooseLayout(ancestors, id, a.tables, a.path);
@@ -67,7 +67,7 @@ function createFile(db: MetaDb, ancestors: readonly InodeRecord[], parent: Inode
   return inode;
 }
 
-function startSession(db: MetaDb, inode: InodeRecord, a: OpenArgs): SessionId {
+function startSession(db: MetaTables, inode: InodeRecord, a: OpenArgs): SessionId {
   const id = sessionId(nextCounter(db, 'session'));
   db.sessions.putSync(id, { sessionId: id, inodeId: inode.inodeId, clientId: a.clientId, openedMs: a.nowMs });
   return id;

@@ -1,12 +1,12 @@
 // readdir: one page of a directory, sorted by name; the cursor is the last name returned.
 import { flyfsError } from '../../common/errors.js';
-import type { MetaDb } from '../db.js';
+import type { MetaTables } from '../tables.js';
 import type { DirEntry, DirentRecord } from '../types.js';
 import { resolveInode } from './paths.js';
 
 export interface ReaddirPage { entries: DirEntry[]; nextCursor: string }
 
-export function readdirOp(db: MetaDb, a: { parts: readonly string[]; path: string; cursor: string; limit: number }): ReaddirPage {
+export function readdirOp(db: MetaTables, a: { parts: readonly string[]; path: string; cursor: string; limit: number }): ReaddirPage {
   const dir = resolveInode(db, a.parts, a.path);
   if (dir.kind !== 'dir') throw flyfsError('FLYFS_ERR_NOT_DIR', undefined, { path: a.path });
   const entries: DirEntry[] = [];

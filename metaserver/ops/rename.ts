@@ -1,14 +1,14 @@
 // rename: atomic within and across directories; replaces a file by a file or an empty
 // directory by a directory; never moves a directory into its own subtree or renames the root.
 import { flyfsError } from '../../common/errors.js';
-import type { MetaDb } from '../db.js';
+import type { MetaTables } from '../tables.js';
 import type { InodeRecord } from '../types.js';
 import { dropFileLink } from './gc-queue.js';
 import { dirIsEmpty, getDirent, getInode, mustInode, resolveParent, touch } from './paths.js';
 
 export interface RenameArgs { from: readonly string[]; to: readonly string[]; fromPath: string; toPath: string; nowMs: number }
 
-export function renameOp(db: MetaDb, a: RenameArgs): Record<string, never> {
+export function renameOp(db: MetaTables, a: RenameArgs): Record<string, never> {
   if (a.from.length === 0 || a.to.length === 0) throw flyfsError('FLYFS_ERR_BUSY', 'cannot rename the root', { path: a.fromPath, dest: a.toPath });
   const src = resolveParent(db, a.from, a.fromPath);
   const srcDirent = getDirent(db, src.parent.inodeId, src.name);

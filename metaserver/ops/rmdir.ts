@@ -1,9 +1,9 @@
 // rmdir: empty directories only, never the root.
 import { flyfsError } from '../../common/errors.js';
-import type { MetaDb } from '../db.js';
+import type { MetaTables } from '../tables.js';
 import { dirIsEmpty, getDirent, resolveParent, touch } from './paths.js';
 
-export function rmdirOp(db: MetaDb, a: { parts: readonly string[]; path: string; nowMs: number }): Record<string, never> {
+export function rmdirOp(db: MetaTables, a: { parts: readonly string[]; path: string; nowMs: number }): Record<string, never> {
   if (a.parts.length === 0) throw flyfsError('FLYFS_ERR_BUSY', 'cannot remove the root', { path: a.path });
   const { parent, name } = resolveParent(db, a.parts, a.path);
   const dirent = getDirent(db, parent.inodeId, name);
