@@ -1,45 +1,30 @@
 // The cluster map (cluster-manager role): nodes, leases, targets, chains and chain tables.
-// Membership is persisted in the store's LMDB; leases live in memory and restart as one fresh
-// lease after a metaserver restart. The clock is injected so tests need not sleep.
+// Membership, chains and public target states are persisted through db.commit with the
+// mutations of cluster-ops.ts; leases, the local target states storage servers report, and
+// target usage are soft state in memory, so a heartbeat that changes nothing writes nothing.
+// After a restart (or a takeover) every known node gets one fresh lease before it can be
+// declared failed. The clock is injected so tests need not sleep.
 import { flyfsError } from '../common/errors.js';
 import { limits } from '../common/limits.js';
 import { metaserverLimits } from './config.js';
+import {
+  evaluate, evaluationPending, listRecords, openClusterMap, readChain, registerNode, routingVersionOf, withStates,
+  type ChainRecord, type ChainTableRecord, type EvaluateArgs, type NodeRecord, type Registration, type TargetRecord, type TargetRegistration,
+} from './cluster-ops.js';
 import type { MetaDb } from './db.js';
-import { nextCounter } from './tables.js';
+import type { LocalTargetState, PublicTargetState } from './target-states.js';
 import type { ChainTableSource } from './types.js';
 
-export type NodeRoleName = 'metaserver' | 'storageserver' | 'kvcache' | 'unspecified';
+export type { ChainRecord, ChainTableRecord, NodeRecord, NodeRoleName, Registration, TargetRecord, TargetRegistration } from './cluster-ops.js';
 export type NodeStateName = 'alive' | 'expired';
-export type TargetStateName = 'serving' | 'syncing' | 'waiting' | 'lastsrv' | 'offline';
-
-export interface NodeRecord {
-  readonly nodeId: number;
-  readonly role: NodeRoleName;
-  readonly grpcAddress: string;
-  readonly dataAddress: string;
-  readonly httpAddress: string;
-  readonly pid: number;
-  readonly hostname: string;
-}
-export interface TargetRecord {
-  readonly targetId: number;
-  readonly nodeId: number;
-  readonly chainId: number;
-  readonly path: string;
-  readonly capacityBytes: number;
-  readonly usedBytes: number;
-}
-export interface ChainRecord { readonly chainId: number; readonly version: number; readonly targetIds: readonly number[] }
-export interface ChainTableRecord { readonly tableId: number; readonly version: number; readonly chainIds: readonly number[] }
-
-export interface TargetRegistration { targetId: number; path: string; capacityBytes: number; usedBytes: number }
-export interface Registration {
-  nodeId: number; role: NodeRoleName; grpcAddress: string; dataAddress: string; httpAddress: string;
-  pid: number; hostname: string; targets: readonly TargetRegistration[];
-}
+export type TargetStateName = PublicTargetState;
 
 export interface NodeView extends NodeRecord { readonly state: NodeStateName; readonly leaseExpiresMs: number }
-export interface TargetView extends TargetRecord { readonly state: TargetStateName }
+export interface TargetView extends TargetRecord {
+  readonly state: TargetStateName;
+  /** As last reported since this manager started; undefined before the first report. */
+  readonly localState: LocalTargetState | undefined;
+}
 export interface RoutingInfo {
   readonly version: number;
   readonly nodes: readonly NodeView[];
@@ -48,36 +33,52 @@ export interface RoutingInfo {
   readonly chainTables: readonly ChainTableRecord[];
 }
 
-const DEFAULT_TABLE = 1;
+export interface ClusterMapOptions {
+  leaseMs: number;
+  /** Targets per chain, on distinct nodes. Default 1. */
+  replicas?: number;
+  now?: () => number;
+}
 
 export class ClusterMap implements ChainTableSource {
   private readonly leases = new Map<number, number>();
   /** Node states as last published; a difference from the clock's view bumps the version. */
   private readonly published = new Map<number, NodeStateName>();
+  /** Local target states reported since this manager started (soft state). */
+  private readonly reported = new Map<number, LocalTargetState>();
+  private readonly usage = new Map<number, { capacityBytes: number; usedBytes: number }>();
 
-  private constructor(private readonly db: MetaDb, readonly leaseMs: number, private readonly now: () => number) {}
+  private constructor(private readonly db: MetaDb, readonly leaseMs: number, readonly replicas: number, private readonly now: () => number) {}
 
-  static async open(db: MetaDb, options: { leaseMs: number; now?: () => number }): Promise<ClusterMap> {
-    const map = new ClusterMap(db, options.leaseMs, options.now ?? Date.now);
-    await db.commit(() => {
-      if (db.cluster.get(['table', DEFAULT_TABLE]) === undefined) {
-        db.cluster.putSync(['table', DEFAULT_TABLE], { tableId: DEFAULT_TABLE, version: 1, chainIds: [] } satisfies ChainTableRecord);
-      }
-      map.bumpVersion(); // leases restart: what clients cached may be stale
-    });
-    const t = map.now();
-    for (const n of map.nodes()) { map.leases.set(n.nodeId, t + map.leaseMs); map.published.set(n.nodeId, 'alive'); }
+  static async open(db: MetaDb, options: ClusterMapOptions): Promise<ClusterMap> {
+    const replicas = options.replicas ?? 1;
+    if (!Number.isSafeInteger(replicas) || replicas < 1 || replicas > metaserverLimits.replicasMax) {
+      throw flyfsError('FLYFS_ERR_BAD_CONFIG', `replicas must be in [1, ${metaserverLimits.replicasMax}]`);
+    }
+    const map = new ClusterMap(db, options.leaseMs, replicas, options.now ?? Date.now);
+    await db.commit((t) => openClusterMap(t));
+    map.grantGrace();
     return map;
   }
 
-  get version(): number { return (this.db.cluster.get('version') as number | undefined) ?? 0; }
+  /** A new manager term (restart or takeover): every known node gets one fresh lease, and what
+   * was reported to an earlier term is forgotten, so a target's state holds until its node
+   * speaks again or its lease runs out. */
+  grantGrace(): void {
+    const t = this.now();
+    this.reported.clear();
+    this.usage.clear();
+    for (const n of this.nodes()) { this.leases.set(n.nodeId, t + this.leaseMs); this.published.set(n.nodeId, 'alive'); }
+  }
+
+  get version(): number { return routingVersionOf(this.db.cluster); }
 
   chainTable(tableId: number): { version: number; chains: readonly number[] } | undefined {
     const t = this.db.cluster.get(['table', tableId]) as ChainTableRecord | undefined;
     return t === undefined ? undefined : { version: t.version, chains: t.chainIds };
   }
 
-  chain(chainId: number): ChainRecord | undefined { return this.db.cluster.get(['chain', chainId]) as ChainRecord | undefined; }
+  chain(chainId: number): ChainRecord | undefined { return readChain(this.db.cluster, chainId); }
   target(targetId: number): TargetRecord | undefined { return this.db.cluster.get(['target', targetId]) as TargetRecord | undefined; }
   node(nodeId: number): NodeRecord | undefined { return this.db.cluster.get(['node', nodeId]) as NodeRecord | undefined; }
 
@@ -89,76 +90,55 @@ export class ClusterMap implements ChainTableSource {
   /** Registers a node and its targets; returns the ids assigned. */
   async register(r: Registration): Promise<{ nodeId: number; targetIds: number[]; leaseMs: number; routingVersion: number }> {
     checkRegistration(r);
-    const result = await this.db.commit(() => {
-      let nodeId = r.nodeId;
-      if (nodeId === 0) {
-        if (this.count('node') >= limits.nodesMax) throw flyfsError('FLYFS_ERR_LIMIT', `at most ${limits.nodesMax} nodes`);
-        nodeId = nextCounter(this.db, 'node');
-      } else {
-        // A known id from a node whose metaserver lost its data: take it, and skip past it.
-        if ((this.db.counters.get('node') as number | undefined ?? 0) < nodeId) this.db.counters.putSync('node', nodeId);
-      }
-      const node: NodeRecord = {
-        nodeId, role: r.role, grpcAddress: r.grpcAddress, dataAddress: r.dataAddress, httpAddress: r.httpAddress, pid: r.pid, hostname: r.hostname,
-      };
-      this.db.cluster.putSync(['node', nodeId], node);
-      const targetIds = r.targets.map((t) => this.registerTarget(nodeId, t));
-      this.bumpVersion();
-      return { nodeId, targetIds };
-    });
+    const result = await this.db.commit((t) => registerNode(t, r));
     this.leases.set(result.nodeId, this.now() + this.leaseMs);
-    this.published.set(result.nodeId, 'alive');
+    this.noteTargets(result.targetIds.map((targetId, i) => ({ ...r.targets[i]!, targetId })), { defaultState: 'online' });
+    await this.refresh();
     return { ...result, leaseMs: this.leaseMs, routingVersion: this.version };
   }
 
-  private registerTarget(nodeId: number, t: TargetRegistration): number {
-    if (t.targetId !== 0) {
-      const known = this.target(t.targetId);
-      if (known !== undefined) {
-        if (known.nodeId !== nodeId) throw flyfsError('FLYFS_ERR_INVALID_ARGUMENT', `target ${t.targetId} belongs to node ${known.nodeId}`);
-        this.db.cluster.putSync(['target', t.targetId], { ...known, path: t.path, capacityBytes: t.capacityBytes, usedBytes: t.usedBytes });
-        return t.targetId;
-      }
-      if ((this.db.counters.get('target') as number | undefined ?? 0) < t.targetId) this.db.counters.putSync('target', t.targetId);
-    }
-    const targetId = t.targetId !== 0 ? t.targetId : nextCounter(this.db, 'target');
-    // Until CRAQ lands every target is a chain of its own (replicas = 1), appended to table 1.
-    const chainId = nextCounter(this.db, 'chain');
-    this.db.cluster.putSync(['chain', chainId], { chainId, version: 1, targetIds: [targetId] } satisfies ChainRecord);
-    const table = this.db.cluster.get(['table', DEFAULT_TABLE]) as ChainTableRecord;
-    this.db.cluster.putSync(['table', DEFAULT_TABLE], { ...table, version: table.version + 1, chainIds: [...table.chainIds, chainId] });
-    const rec: TargetRecord = { targetId, nodeId, chainId, path: t.path, capacityBytes: t.capacityBytes, usedBytes: t.usedBytes };
-    this.db.cluster.putSync(['target', targetId], rec);
-    return targetId;
-  }
-
-  /** Renews a node's lease; an unknown node must register again. */
+  /** Renews a node's lease and takes in its targets' local states and usage (in memory only);
+   * writes only when that changes the map. An unknown node must register again. */
   async heartbeat(nodeId: number, targets: readonly TargetRegistration[] = []): Promise<{ leaseMs: number; routingVersion: number }> {
     if (this.node(nodeId) === undefined) throw flyfsError('FLYFS_ERR_UNKNOWN_NODE', `node ${nodeId}`);
     this.leases.set(nodeId, this.now() + this.leaseMs);
-    const usage = targets.filter((t) => this.target(t.targetId)?.nodeId === nodeId);
-    if (usage.length > 0) {
-      await this.db.commit(() => {
-        for (const t of usage) {
-          const known = this.target(t.targetId);
-          if (known !== undefined) this.db.cluster.putSync(['target', t.targetId], { ...known, capacityBytes: t.capacityBytes, usedBytes: t.usedBytes });
-        }
-      });
-    }
+    this.noteTargets(targets.filter((t) => this.target(t.targetId)?.nodeId === nodeId), { defaultState: undefined });
     await this.refresh();
     return { leaseMs: this.leaseMs, routingVersion: this.version };
   }
 
-  /** Publishes lease expiries and renewals: bumps the version when any node's state changed. */
+  private noteTargets(targets: readonly TargetRegistration[], o: { defaultState: LocalTargetState | undefined }): void {
+    for (const t of targets) {
+      this.usage.set(t.targetId, { capacityBytes: t.capacityBytes, usedBytes: t.usedBytes });
+      const s = t.localState ?? o.defaultState;
+      if (s !== undefined) this.reported.set(t.targetId, s);
+    }
+  }
+
+  /** Local state of every target as the rules see it now: offline where the node's lease ran
+   * out, else the last report; a target without either is left out (it holds). */
+  private localStates(): Array<[number, LocalTargetState]> {
+    const out: Array<[number, LocalTargetState]> = [];
+    for (const t of listRecords<TargetRecord>(this.db.cluster, 'target')) {
+      const s = this.nodeState(t.nodeId) === 'expired' ? 'offline' : this.reported.get(t.targetId);
+      if (s !== undefined) out.push([t.targetId, s]);
+    }
+    return out;
+  }
+
+  /** Applies lease expiries and reported local states to the map: one step of the target-state
+   * rules per chain, chain formation, node state publication. Commits only when something changed. */
   async refresh(): Promise<void> {
-    const changed: Array<[number, NodeStateName]> = [];
+    let nodesChanged = false;
+    const aliveNodeIds: number[] = [];
     for (const n of this.nodes()) {
       const s = this.nodeState(n.nodeId);
-      if (this.published.get(n.nodeId) !== s) changed.push([n.nodeId, s]);
+      if (s === 'alive') aliveNodeIds.push(n.nodeId);
+      if (this.published.get(n.nodeId) !== s) { this.published.set(n.nodeId, s); nodesChanged = true; }
     }
-    if (changed.length === 0) return;
-    for (const [id, s] of changed) this.published.set(id, s);
-    await this.db.commit(() => this.bumpVersion());
+    const args: EvaluateArgs = { replicas: this.replicas, aliveNodeIds, localStates: this.localStates(), nodesChanged };
+    if (!evaluationPending(this.db.cluster, args)) return;
+    await this.db.commit((t) => evaluate(t, args));
   }
 
   async routingInfo(): Promise<RoutingInfo> {
@@ -169,23 +149,19 @@ export class ClusterMap implements ChainTableSource {
   /** The map as it stands, without publishing state changes. */
   snapshot(): RoutingInfo {
     const nodes = this.nodes().map((n): NodeView => ({ ...n, state: this.nodeState(n.nodeId), leaseExpiresMs: this.leases.get(n.nodeId) ?? 0 }));
-    const targets = this.list<TargetRecord>('target').map((t): TargetView => ({
-      ...t, state: this.nodeState(t.nodeId) === 'alive' ? 'serving' : 'offline',
+    const chains = listRecords<ChainRecord>(this.db.cluster, 'chain').map(withStates);
+    const stateOf = new Map<number, PublicTargetState>();
+    for (const c of chains) c.targetIds.forEach((id, i) => stateOf.set(id, c.states[i]!));
+    const targets = listRecords<TargetRecord>(this.db.cluster, 'target').map((t): TargetView => ({
+      ...t, ...this.usage.get(t.targetId),
+      // A target in no chain yet is waiting for targets on other nodes to pair with.
+      state: stateOf.get(t.targetId) ?? (this.nodeState(t.nodeId) === 'alive' ? 'waiting' : 'offline'),
+      localState: this.reported.get(t.targetId),
     }));
-    return { version: this.version, nodes, targets, chains: this.list<ChainRecord>('chain'), chainTables: this.list<ChainTableRecord>('table') };
+    return { version: this.version, nodes, targets, chains, chainTables: listRecords<ChainTableRecord>(this.db.cluster, 'table') };
   }
 
-  nodes(): NodeRecord[] { return this.list<NodeRecord>('node'); }
-
-  private list<T>(kind: string): T[] {
-    return [...this.db.cluster.getRange({ start: [kind, 0], end: [kind, Number.MAX_SAFE_INTEGER] })].map((e) => e.value as T);
-  }
-
-  private count(kind: string): number { return this.list(kind).length; }
-
-  private bumpVersion(): void {
-    this.db.cluster.putSync('version', this.version + 1);
-  }
+  nodes(): NodeRecord[] { return listRecords<NodeRecord>(this.db.cluster, 'node'); }
 }
 
 function checkRegistration(r: Registration): void {

@@ -20,6 +20,8 @@ export interface MetaserverConfig {
   rootStripe: number;
   /** How often the chunk garbage collector runs. Default metaserverDefaults.gcIntervalMs. */
   gcIntervalMs: number;
+  /** Targets per chain, each on a different node. Default 1 (storage servers do not replicate yet). */
+  replicas: number;
 }
 
 export const metaserverDefaults = {
@@ -30,6 +32,7 @@ export const metaserverDefaults = {
   rootChunkSizeBytes: limits.chunkSizeBytesDefault,
   rootStripe: limits.stripeDefault,
   gcIntervalMs: 1_000,
+  replicas: 1,
 } as const;
 
 /** Bounds local to the metaserver. */
@@ -48,6 +51,8 @@ export const metaserverLimits = {
   commitBatchMax: 1024,
   /** Bytes of an address or hostname in a registration. */
   addressBytesMax: 256,
+  /** Targets of one chain. */
+  replicasMax: 16,
 } as const;
 
 function bad(detail: string): never {
@@ -68,6 +73,7 @@ export function metaserverConfig(input: Partial<MetaserverConfig> & { dataDir: s
   checkInt('leaseMs', c.leaseMs, metaserverLimits.leaseMsMin, metaserverLimits.leaseMsMax);
   checkInt('rootStripe', c.rootStripe, 1, limits.stripeMax);
   checkInt('gcIntervalMs', c.gcIntervalMs, metaserverLimits.gcIntervalMsMin, metaserverLimits.gcIntervalMsMax);
+  checkInt('replicas', c.replicas, 1, metaserverLimits.replicasMax);
   try { validateChunkSize(c.rootChunkSizeBytes); } catch (err) { bad(`rootChunkSizeBytes: ${(err as Error).message}`); }
   return c;
 }
@@ -75,6 +81,7 @@ export function metaserverConfig(input: Partial<MetaserverConfig> & { dataDir: s
 const flagToKey: Record<string, keyof MetaserverConfig> = {
   '--data': 'dataDir', '--host': 'host', '--port': 'grpcPort', '--http-port': 'httpPort',
   '--lease-ms': 'leaseMs', '--chunk-size': 'rootChunkSizeBytes', '--stripe': 'rootStripe', '--gc-interval-ms': 'gcIntervalMs',
+  '--replicas': 'replicas',
 };
 
 function parseNumber(flag: string, text: string): number {

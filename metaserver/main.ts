@@ -57,7 +57,7 @@ export async function buildMetaserver(input: MetaserverConfig, options: Metaserv
   const logger = options.logger ?? silentLogger();
   const now = options.now ?? Date.now;
   const store = await MetaStore.open({ dataDir: config.dataDir, rootChunkSizeBytes: config.rootChunkSizeBytes, rootStripe: config.rootStripe, now });
-  const clusterMap = await ClusterMap.open(store.db, { leaseMs: config.leaseMs, now });
+  const clusterMap = await ClusterMap.open(store.db, { leaseMs: config.leaseMs, replicas: config.replicas, now });
   store.setChainTables(clusterMap);
   const grpcRemover = options.removeChunks === undefined ? grpcChunkRemover(clusterMap) : undefined;
   const remover = options.removeChunks ?? grpcRemover!.remove;

@@ -1,11 +1,14 @@
 // Conversions between wire messages (proto/gen) and the metaserver's domain types.
 import type { Inode } from '../proto/gen/flyfs/v1/Inode.js';
 import type { InodeType } from '../proto/gen/flyfs/v1/InodeType.js';
+import type { LocalTargetState as WireLocalTargetState } from '../proto/gen/flyfs/v1/LocalTargetState.js';
 import type { NodeRole } from '../proto/gen/flyfs/v1/NodeRole.js';
 import type { RequestContext__Output } from '../proto/gen/flyfs/v1/RequestContext.js';
 import type { RoutingInfo as WireRoutingInfo } from '../proto/gen/flyfs/v1/RoutingInfo.js';
 import type { TargetRegistration__Output } from '../proto/gen/flyfs/v1/TargetRegistration.js';
+import type { TargetState as WireTargetState } from '../proto/gen/flyfs/v1/TargetState.js';
 import type { NodeRoleName, RoutingInfo, TargetRegistration } from './cluster-map.js';
+import type { LocalTargetState, PublicTargetState } from './target-states.js';
 import type { InodeKind, InodeRecord, RequestContext } from './types.js';
 
 const kindToWire: Record<InodeKind, InodeType> = { file: 'INODE_TYPE_FILE', dir: 'INODE_TYPE_DIRECTORY', symlink: 'INODE_TYPE_SYMLINK' };
@@ -40,8 +43,20 @@ const roleToWire: Record<NodeRoleName, NodeRole> = {
 
 export function nodeRoleFromWire(role: string): NodeRoleName { return roleFromWire[role] ?? 'unspecified'; }
 
+const localStateFromWire: Record<string, LocalTargetState> = {
+  LOCAL_TARGET_STATE_UP_TO_DATE: 'up-to-date', LOCAL_TARGET_STATE_ONLINE: 'online', LOCAL_TARGET_STATE_OFFLINE: 'offline',
+};
+const localStateToWire: Record<LocalTargetState, WireLocalTargetState> = {
+  'up-to-date': 'LOCAL_TARGET_STATE_UP_TO_DATE', online: 'LOCAL_TARGET_STATE_ONLINE', offline: 'LOCAL_TARGET_STATE_OFFLINE',
+};
+const targetStateToWire: Record<PublicTargetState, WireTargetState> = {
+  serving: 'TARGET_STATE_SERVING', syncing: 'TARGET_STATE_SYNCING', waiting: 'TARGET_STATE_WAITING', lastsrv: 'TARGET_STATE_LASTSRV', offline: 'TARGET_STATE_OFFLINE',
+};
+
 export function targetsFromWire(ts: readonly TargetRegistration__Output[]): TargetRegistration[] {
-  return ts.map((t) => ({ targetId: t.targetId, path: t.path, capacityBytes: t.capacityBytes, usedBytes: t.usedBytes }));
+  return ts.map((t) => ({
+    targetId: t.targetId, path: t.path, capacityBytes: t.capacityBytes, usedBytes: t.usedBytes, localState: localStateFromWire[t.localState],
+  }));
 }
 
 export function routingToWire(r: RoutingInfo): WireRoutingInfo {
@@ -53,10 +68,10 @@ export function routingToWire(r: RoutingInfo): WireRoutingInfo {
     })),
     targets: r.targets.map((t) => ({
       targetId: t.targetId, nodeId: t.nodeId, chainId: t.chainId, path: t.path, capacityBytes: t.capacityBytes, usedBytes: t.usedBytes,
-      state: t.state === 'serving' ? 'TARGET_STATE_SERVING' : t.state === 'offline' ? 'TARGET_STATE_OFFLINE'
-        : t.state === 'syncing' ? 'TARGET_STATE_SYNCING' : t.state === 'waiting' ? 'TARGET_STATE_WAITING' : 'TARGET_STATE_LASTSRV',
+      state: targetStateToWire[t.state],
+      localState: t.localState === undefined ? 'LOCAL_TARGET_STATE_UNSPECIFIED' : localStateToWire[t.localState],
     })),
-    chains: r.chains.map((c) => ({ chainId: c.chainId, version: c.version, targetIds: [...c.targetIds] })),
+    chains: r.chains.map((c) => ({ chainId: c.chainId, version: c.version, targetIds: [...c.targetIds], targetStates: c.states.map((s) => targetStateToWire[s]) })),
     chainTables: r.chainTables.map((t) => ({ tableId: t.tableId, version: t.version, chainIds: [...t.chainIds] })),
   };
 }

@@ -4,14 +4,20 @@
 // its version moves, and knows which chains this server hosts. A server whose lease ran out
 // stops serving chunk requests (notServingReason) until it renews: the lease deadline is counted
 // from when the renewing request was SENT, so we stop before the manager can declare us failed.
+// Per target it follows the public state routing info shows: serving answers everything, lastsrv
+// only reads, syncing only writes (from its predecessor), waiting and offline nothing. Each
+// heartbeat reports every target's local state (up-to-date, online, offline) for the manager's
+// state rules.
 import { promises as fsp } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { FlyfsError } from '../common/errors.js';
+import { FlyfsError, flyfsError } from '../common/errors.js';
 import { callUnary, channelOptions, grpc, loadProtos } from '../common/grpc.js';
 import { chainId as toChainId, chainVersion as toChainVersion, nodeId as toNodeId, targetId as toTargetId, type ChainId, type NodeId, type TargetId } from '../common/ids.js';
 import { limits } from '../common/limits.js';
 import type { Logger } from '../common/log.js';
+import { targetAccess, type PublicTargetState } from '../metaserver/target-states.js';
+import type { LocalTargetState } from '../proto/gen/flyfs/v1/LocalTargetState.js';
 import type { ManagementClient } from '../proto/gen/flyfs/v1/Management.js';
 import type { RoutingInfo__Output } from '../proto/gen/flyfs/v1/RoutingInfo.js';
 import type { TargetRegistration } from '../proto/gen/flyfs/v1/TargetRegistration.js';
@@ -34,6 +40,27 @@ export interface MembershipOptions {
 }
 
 export interface ChainStatus { chainId: number; version: number; targetId: number; state: string }
+
+const publicStateFromWire: Record<string, PublicTargetState> = {
+  TARGET_STATE_SERVING: 'serving', TARGET_STATE_SYNCING: 'syncing', TARGET_STATE_WAITING: 'waiting',
+  TARGET_STATE_LASTSRV: 'lastsrv', TARGET_STATE_OFFLINE: 'offline',
+};
+
+/** The target's store as far as its public state lets it answer: a lastsrv target keeps its
+ * committed data readable, a syncing one takes writes only. */
+function guardedStore(store: ChunkStore, state: PublicTargetState): ChunkStore {
+  const access = targetAccess(state);
+  if (access.read && access.write) return store;
+  const refuse = (what: string) => (): never => { throw flyfsError('FLYFS_ERR_NOT_SERVING', `target is ${state}: no ${what}`); };
+  return {
+    write: access.write ? store.write.bind(store) : refuse('writes'),
+    removeFrom: access.write ? store.removeFrom.bind(store) : refuse('writes'),
+    read: access.read ? store.read.bind(store) : refuse('reads'),
+    stat: access.read ? store.stat.bind(store) : refuse('reads'),
+    usage: store.usage.bind(store),
+    close: store.close.bind(store),
+  };
+}
 
 const registerBackoffMsMin = 50;
 const registerBackoffMsMax = 2000;
@@ -70,6 +97,10 @@ export class Membership implements RouteSource {
   private leaseDeadline = 0;
   private routingVersion = -1;
   private chains = new Map<number, ChainRoute & { state: string }>();
+  /** Public state of each local target, by target id, from the routing info held. */
+  private publicStates = new Map<number, PublicTargetState>();
+  /** Syncing targets whose fill completed: reported up-to-date until routing shows them serving. */
+  private readonly synced = new Set<number>();
   private readonly clients = new Map<string, ManagementClient>();
   /** Index into mgmtAddresses of the manager that answered last. */
   private preferred = 0;
@@ -87,7 +118,18 @@ export class Membership implements RouteSource {
 
   // ---- RouteSource
 
-  route(chainId: ChainId): ChainRoute | undefined { return this.chains.get(chainId); }
+  /** The chain's route while its local target may answer anything (waiting and offline targets
+   * answer nothing: the chain is unknown here until they sync). */
+  route(chainId: ChainId): ChainRoute | undefined {
+    const c = this.chains.get(chainId);
+    if (c === undefined) return undefined;
+    const access = targetAccess(publicStateFromWire[c.state] ?? 'offline');
+    return access.read || access.write ? c : undefined;
+  }
+
+  /** Called when the resync of a syncing target completed: the next heartbeats report it
+   * up-to-date, and the manager makes it serving. */
+  markSynced(targetId: number): void { this.synced.add(targetId); }
 
   notServingReason(): string | undefined {
     if (this.stopped) return 'server is stopping';
@@ -175,9 +217,25 @@ export class Membership implements RouteSource {
 
   private async targetRegistrations(): Promise<TargetRegistration[]> {
     return Promise.all(this.options.targets.map(async (t, i) => {
-      const u = await t.store.usage();
-      return { targetId: this.targetIds[i] ?? 0, path: t.path, capacityBytes: u.capacityBytes, usedBytes: u.usedBytes };
+      const targetId = this.targetIds[i] ?? 0;
+      try {
+        const u = await t.store.usage();
+        return { targetId, path: t.path, capacityBytes: u.capacityBytes, usedBytes: u.usedBytes, localState: this.localState(targetId) };
+      } catch (err) {
+        // A target whose file system does not answer is a failed medium: the manager takes it out.
+        this.log.warn({ err, targetId, path: t.path }, 'target does not answer: reporting it offline');
+        return { targetId, path: t.path, capacityBytes: 0, usedBytes: 0, localState: 'LOCAL_TARGET_STATE_OFFLINE' as const };
+      }
     }));
+  }
+
+  /** up-to-date while serving (or once a sync completed), online otherwise: a target that comes
+   * back after being declared failed must go through waiting and syncing. */
+  private localState(targetId: number): LocalTargetState {
+    const s = this.publicStates.get(targetId);
+    if (s === 'serving') { this.synced.delete(targetId); return 'LOCAL_TARGET_STATE_UP_TO_DATE'; }
+    if (s === 'syncing' && this.synced.has(targetId)) return 'LOCAL_TARGET_STATE_UP_TO_DATE';
+    return 'LOCAL_TARGET_STATE_ONLINE';
   }
 
   private async register(): Promise<void> {
@@ -218,17 +276,23 @@ export class Membership implements RouteSource {
     this.targetIds.forEach((id, i) => localIndex.set(id, i));
     const versions = new Map(info.chains.map((c) => [c.chainId, c.version]));
     const next = new Map<number, ChainRoute & { state: string }>();
+    const states = new Map<number, PublicTargetState>();
     for (const t of info.targets) {
       const i = localIndex.get(t.targetId);
-      if (i === undefined || t.nodeId !== this.nodeIdValue || t.chainId === 0) continue;
+      if (i === undefined || t.nodeId !== this.nodeIdValue) continue;
+      const state = publicStateFromWire[t.state] ?? 'offline';
+      states.set(t.targetId, state);
       const version = versions.get(t.chainId);
-      if (version === undefined) continue;
+      if (t.chainId === 0 || version === undefined) continue;
+      const previous = this.publicStates.get(t.targetId);
+      if (previous !== undefined && previous !== state) this.log.info({ targetId: t.targetId, chainId: t.chainId, from: previous, to: state }, 'target state changed');
       next.set(t.chainId, {
         chainId: toChainId(t.chainId), version: toChainVersion(version), targetId: toTargetId(t.targetId),
-        store: this.options.targets[i]!.store, state: t.state,
+        store: guardedStore(this.options.targets[i]!.store, state), state: t.state,
       });
     }
     this.chains = next;
+    this.publicStates = states;
   }
 
   private heartbeatIntervalMs(): number {
