@@ -39,6 +39,8 @@ export const ErrorCodes = {
   FLYFS_ERR_NO_CHAINS: spec(2009, 'ENOSPC', GrpcStatus.FAILED_PRECONDITION, 'no storage chains are available', true),
   FLYFS_ERR_UNKNOWN_NODE: spec(2010, 'ENOENT', GrpcStatus.NOT_FOUND, 'node is not registered'),
   FLYFS_ERR_FILE_TOO_LARGE: spec(2011, 'EFBIG', GrpcStatus.INVALID_ARGUMENT, 'file too large'),
+  FLYFS_ERR_LOOP: spec(2012, 'ELOOP', GrpcStatus.FAILED_PRECONDITION, 'too many levels of symbolic links'),
+  FLYFS_ERR_NOT_PERMITTED: spec(2013, 'EPERM', GrpcStatus.PERMISSION_DENIED, 'operation not permitted'),
 
   FLYFS_ERR_STALE_CHAIN_VERSION: spec(3000, 'ESTALE', GrpcStatus.ABORTED, 'chain version is stale', true),
   FLYFS_ERR_NOT_SERVING: spec(3001, 'EAGAIN', GrpcStatus.UNAVAILABLE, 'target is not serving', true),

@@ -12,6 +12,8 @@ export const limits = {
   pathBytesMax: 4096,
   /** Depth of a path in components. */
   pathDepthMax: 256,
+  /** Symbolic links one path resolution may follow before it fails ELOOP (as Linux's MAXSYMLINKS). */
+  symlinkFollowsMax: 40,
   /** Smallest and largest chunk size; chunk sizes are multiples of chunkSizeAlignBytes. */
   chunkSizeBytesMin: 4 * KiB,
   chunkSizeBytesMax: 64 * MiB,
@@ -24,6 +26,8 @@ export const limits = {
   stripeDefault: 16,
   /** Largest file: offsets and lengths beyond this are refused (2^52 keeps doubles exact). */
   fileBytesMax: 2 ** 52,
+  /** Latest time setattr may record, in ms since the epoch (2^52 keeps doubles exact). */
+  timeMsMax: 2 ** 52,
   /** Largest gRPC message either side accepts. */
   grpcMessageBytesMax: 72 * MiB,
   /** Largest frame of the framed data path (header + payload). */
@@ -49,6 +53,8 @@ export const limits = {
   rpcDeadlineMsDefault: 30_000,
   /** Retries of one retryable request. */
   rpcRetriesMax: 8,
+  /** How often a client holding write sessions tells the metaserver it is alive. */
+  keepAliveIntervalMsDefault: 5_000,
   /** Garbage collection: chunk removals one pass sends. */
   gcBatchMax: 256,
   /** Local cluster: metaservers and storage servers `flyfs up` may start. */
@@ -67,6 +73,7 @@ export function checkLimits(l: Limits = limits): void {
   assert(l.clientInflightBytesDefault >= l.chunkSizeBytesMax, 'a client can keep at least one whole chunk in flight');
   assert(l.nameBytesMax < l.pathBytesMax, 'a name fits a path');
   assert(l.stripeDefault <= l.stripeMax, 'default stripe within bounds');
+  assert(l.symlinkFollowsMax >= 1, 'at least one symlink may be followed');
   assert(l.heartbeatsPerLease >= 2, 'at least two heartbeats per lease');
   assert(Number.isSafeInteger(l.fileBytesMax + l.chunkSizeBytesMax), 'file offsets stay exact');
 }

@@ -1,5 +1,5 @@
 // The metaserver's one typed, validated configuration, with its defaults and its CLI parser.
-import { flyfsError } from '../common/errors.js';
+import { assert, flyfsError } from '../common/errors.js';
 import { limits } from '../common/limits.js';
 import { validateChunkSize } from '../common/layout.js';
 
@@ -22,6 +22,10 @@ export interface MetaserverConfig {
   gcIntervalMs: number;
   /** Targets per chain, each on a different node. Default 1 (storage servers do not replicate yet). */
   replicas: number;
+  /** Write sessions of a client unheard (no KeepAlive) for longer than this are pruned. Default metaserverDefaults.sessionTimeoutMs. */
+  sessionTimeoutMs: number;
+  /** How often the session pruner looks for dead clients. Default metaserverDefaults.sessionPruneIntervalMs. */
+  sessionPruneIntervalMs: number;
 }
 
 export const metaserverDefaults = {
@@ -33,6 +37,8 @@ export const metaserverDefaults = {
   rootStripe: limits.stripeDefault,
   gcIntervalMs: 1_000,
   replicas: 1,
+  sessionTimeoutMs: 60_000,
+  sessionPruneIntervalMs: 5_000,
 } as const;
 
 /** Bounds local to the metaserver. */
@@ -41,6 +47,12 @@ export const metaserverLimits = {
   leaseMsMax: 600_000,
   gcIntervalMsMin: 10,
   gcIntervalMsMax: 600_000,
+  sessionTimeoutMsMin: 100,
+  sessionTimeoutMsMax: 24 * 3_600_000,
+  sessionPruneIntervalMsMin: 10,
+  sessionPruneIntervalMsMax: 600_000,
+  /** Clients whose last KeepAlive the metaserver remembers at once. */
+  keepAliveClientsMax: 100_000,
   /** Longest pause between two attempts of one GC entry. */
   gcBackoffMsMax: 60_000,
   /** Remembered (clientId, requestId) results; the oldest are forgotten first. */
@@ -54,6 +66,9 @@ export const metaserverLimits = {
   /** Targets of one chain. */
   replicasMax: 16,
 } as const;
+
+// A client keeping to the default KeepAlive interval must not be pruned between two of its calls.
+assert(metaserverDefaults.sessionTimeoutMs >= 2 * limits.keepAliveIntervalMsDefault, 'session timeout spans two KeepAlive intervals');
 
 function bad(detail: string): never {
   throw flyfsError('FLYFS_ERR_BAD_CONFIG', detail);
@@ -74,6 +89,8 @@ export function metaserverConfig(input: Partial<MetaserverConfig> & { dataDir: s
   checkInt('rootStripe', c.rootStripe, 1, limits.stripeMax);
   checkInt('gcIntervalMs', c.gcIntervalMs, metaserverLimits.gcIntervalMsMin, metaserverLimits.gcIntervalMsMax);
   checkInt('replicas', c.replicas, 1, metaserverLimits.replicasMax);
+  checkInt('sessionTimeoutMs', c.sessionTimeoutMs, metaserverLimits.sessionTimeoutMsMin, metaserverLimits.sessionTimeoutMsMax);
+  checkInt('sessionPruneIntervalMs', c.sessionPruneIntervalMs, metaserverLimits.sessionPruneIntervalMsMin, metaserverLimits.sessionPruneIntervalMsMax);
   try { validateChunkSize(c.rootChunkSizeBytes); } catch (err) { bad(`rootChunkSizeBytes: ${(err as Error).message}`); }
   return c;
 }
@@ -82,6 +99,7 @@ const flagToKey: Record<string, keyof MetaserverConfig> = {
   '--data': 'dataDir', '--host': 'host', '--port': 'grpcPort', '--http-port': 'httpPort',
   '--lease-ms': 'leaseMs', '--chunk-size': 'rootChunkSizeBytes', '--stripe': 'rootStripe', '--gc-interval-ms': 'gcIntervalMs',
   '--replicas': 'replicas',
+  '--session-timeout-ms': 'sessionTimeoutMs', '--session-prune-interval-ms': 'sessionPruneIntervalMs',
 };
 
 function parseNumber(flag: string, text: string): number {
@@ -89,7 +107,7 @@ function parseNumber(flag: string, text: string): number {
   return Number(text);
 }
 
-/** Parses `--data DIR --host H --port P --http-port P --lease-ms N --chunk-size N --stripe N [--gc-interval-ms N]`. */
+/** Parses `--data DIR --host H --port P --http-port P --lease-ms N --chunk-size N --stripe N [--gc-interval-ms N] [--session-timeout-ms N] [--session-prune-interval-ms N]`. */
 export function parseMetaserverArgs(argv: readonly string[]): MetaserverConfig {
   const out: Partial<MetaserverConfig> = {};
   for (let i = 0; i < argv.length; i++) {

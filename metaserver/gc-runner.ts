@@ -3,6 +3,7 @@
 import type { Logger } from '../common/log.js';
 import { limits } from '../common/limits.js';
 import { metaserverLimits } from './config.js';
+import { Periodic } from './periodic.js';
 import type { MetaStore } from './store.js';
 import type { ChunkRemover, GcEntry } from './types.js';
 
@@ -15,30 +16,19 @@ export interface GcRunnerOptions {
 }
 
 export class GcRunner {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<number> | undefined;
+  private readonly periodic: Periodic;
   private readonly now: () => number;
 
-  constructor(private readonly o: GcRunnerOptions) { this.now = o.now ?? Date.now; }
-
-  start(): void {
-    if (this.timer !== undefined) return;
-    this.timer = setInterval(() => { void this.runOnce().catch((err: unknown) => this.o.logger?.warn({ err }, 'gc pass failed')); }, this.o.intervalMs);
-    this.timer.unref();
+  constructor(private readonly o: GcRunnerOptions) {
+    this.now = o.now ?? Date.now;
+    this.periodic = new Periodic({ intervalMs: o.intervalMs, pass: () => this.pass(), logger: o.logger, what: 'gc pass' });
   }
 
-  async stop(): Promise<void> {
-    if (this.timer !== undefined) clearInterval(this.timer);
-    this.timer = undefined;
-    await this.running?.catch(() => undefined);
-  }
+  start(): void { this.periodic.start(); }
+  stop(): Promise<void> { return this.periodic.stop(); }
 
   /** One pass over the due entries; resolves to how many entries were finished. */
-  runOnce(): Promise<number> {
-    if (this.running !== undefined) return this.running;
-    this.running = this.pass().finally(() => { this.running = undefined; });
-    return this.running;
-  }
+  runOnce(): Promise<number> { return this.periodic.runOnce(); }
 
   private async pass(): Promise<number> {
     const t = this.now();

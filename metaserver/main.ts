@@ -10,6 +10,7 @@ import { grpcChunkRemover } from './chunk-remover.js';
 import { ClusterMap } from './cluster-map.js';
 import { metaserverConfig, parseMetaserverArgs, type MetaserverConfig } from './config.js';
 import { GcRunner } from './gc-runner.js';
+import { SessionPruner } from './session-pruner.js';
 import { buildMetaserverHttp } from './http.js';
 import { managementHandlers, metadataHandlers } from './service.js';
 import { MetaStore } from './store.js';
@@ -33,6 +34,7 @@ export interface BuiltMetaserver {
   readonly clusterMap: ClusterMap;
   readonly metrics: MetricsRegistry;
   readonly gc: GcRunner;
+  readonly sessions: SessionPruner;
   readonly grpcServer: grpc.Server;
   readonly http: FastifyInstance;
   readonly logger: Logger;
@@ -62,10 +64,12 @@ export async function buildMetaserver(input: MetaserverConfig, options: Metaserv
   const grpcRemover = options.removeChunks === undefined ? grpcChunkRemover(clusterMap) : undefined;
   const remover = options.removeChunks ?? grpcRemover!.remove;
   store.setChunkRemover(remover);
+  store.setChunkTrimmer(grpcRemover?.trim);
   const metrics = new MetricsRegistry();
   metrics.gauge('flyfs_meta_inodes', 'Inodes in the namespace.').track({}, () => store.inodeCount());
   metrics.gauge('flyfs_meta_gc_pending', 'Removed files whose chunks are still queued for removal.').track({}, () => store.gcCount());
   const gc = new GcRunner({ store, remover, intervalMs: config.gcIntervalMs, now, logger });
+  const sessions = new SessionPruner({ store, intervalMs: config.sessionPruneIntervalMs, timeoutMs: config.sessionTimeoutMs, now, logger });
   const grpcServer = createServer();
   const protos = loadProtos();
   grpcServer.addService(protos.flyfs.v1.Management.service, managementHandlers({ store, clusterMap, metrics }));
@@ -73,9 +77,9 @@ export async function buildMetaserver(input: MetaserverConfig, options: Metaserv
   let grpcAddress = '';
   const http = buildMetaserverHttp({ store, clusterMap, metrics, grpcAddress: () => grpcAddress });
   return {
-    config, store, clusterMap, metrics, gc, grpcServer, http, logger,
+    config, store, clusterMap, metrics, gc, sessions, grpcServer, http, logger,
     setGrpcAddress(address) { grpcAddress = address; },
-    async dispose() { await gc.stop(); grpcRemover?.close(); await store.close(); },
+    async dispose() { await gc.stop(); await sessions.stop(); grpcRemover?.close(); await store.close(); },
   };
 }
 
@@ -96,6 +100,7 @@ export async function startMetaserver(config: MetaserverConfig, options: Metaser
   const grpcAddress = `${c.host}:${grpcPort}`;
   built.setGrpcAddress(grpcAddress);
   built.gc.start();
+  built.sessions.start();
   // Publishes lease expiries even when nobody asks for routing info.
   const ticker = setInterval(() => { void built.clusterMap.refresh().catch(() => undefined); }, Math.max(50, Math.floor(c.leaseMs / 4)));
   ticker.unref();

@@ -7,7 +7,7 @@ import type { ManagementHandlers } from '../proto/gen/flyfs/v1/Management.js';
 import type { MetadataHandlers } from '../proto/gen/flyfs/v1/Metadata.js';
 import type { ClusterMap } from './cluster-map.js';
 import type { MetaStore } from './store.js';
-import { ctxFromWire, inodeToWire, inodeTypeToWire, nodeRoleFromWire, routingToWire, targetsFromWire } from './wire.js';
+import { attrChangeFromWire, ctxFromWire, inodeToWire, inodeTypeToWire, nodeRoleFromWire, routingToWire, targetsFromWire } from './wire.js';
 
 export interface ServiceDeps { store: MetaStore; clusterMap: ClusterMap; metrics: MetricsRegistry }
 
@@ -57,7 +57,7 @@ export function metadataHandlers(d: ServiceDeps): MetadataHandlers {
       const r = await s.open(req.path, { flags: req.flags, mode: req.mode, ctx: ctxFromWire(req.ctx) });
       return { inode: inodeToWire(r.inode), sessionId: r.sessionId };
     }),
-    Stat: recorded(m, 'Stat', (req) => ({ inode: inodeToWire(s.stat(req.path)) })),
+    Stat: recorded(m, 'Stat', (req) => ({ inode: inodeToWire(s.stat(req.path, { noFollow: req.noFollow })) })),
     Readdir: recorded(m, 'Readdir', (req) => {
       const page = s.readdir(req.path, { cursor: req.cursor, limit: req.limit });
       return { entries: page.entries.map((e) => ({ name: e.name, inodeId: e.inodeId, type: inodeTypeToWire(e.kind) })), nextCursor: page.nextCursor };
@@ -69,5 +69,18 @@ export function metadataHandlers(d: ServiceDeps): MetadataHandlers {
       const inode = await s.closeFile({ inodeId: req.inodeId, sessionId: req.sessionId, length: req.length, lengthSet: req.lengthSet, ctx: ctxFromWire(req.ctx) });
       return { inode: inodeToWire(inode) };
     }),
+    Symlink: recorded(m, 'Symlink', async (req) => ({ inode: inodeToWire(await s.symlink(req.target, req.path, { ctx: ctxFromWire(req.ctx) })) })),
+    Readlink: recorded(m, 'Readlink', (req) => ({ target: s.readlink(req.path) })),
+    Link: recorded(m, 'Link', async (req) => ({ inode: inodeToWire(await s.link(req.existingPath, req.newPath, { ctx: ctxFromWire(req.ctx) })) })),
+    Truncate: recorded(m, 'Truncate', async (req) => ({
+      inode: inodeToWire(await s.truncate({ path: req.path, inodeId: req.inodeId, length: req.length, ctx: ctxFromWire(req.ctx) })),
+    })),
+    SetAttr: recorded(m, 'SetAttr', async (req) => ({
+      inode: inodeToWire(await s.setattr({ path: req.path, inodeId: req.inodeId, change: attrChangeFromWire(req), ctx: ctxFromWire(req.ctx) })),
+    })),
+    Sync: recorded(m, 'Sync', async (req) => ({
+      inode: inodeToWire(await s.sync({ inodeId: req.inodeId, sessionId: req.sessionId, length: req.length, ctx: ctxFromWire(req.ctx) })),
+    })),
+    KeepAlive: recorded(m, 'KeepAlive', (req) => { s.keepAlive(req.clientId); return {}; }),
   };
 }

@@ -8,18 +8,26 @@ import { limits } from '../common/limits.js';
 import { splitPath, validateName } from '../common/names.js';
 import { metaserverLimits } from './config.js';
 import { openMetaDb, type MetaDb } from './db.js';
-import { nextCounter } from './tables.js';
+import { nextCounter, type MetaTables } from './tables.js';
 import { closeOp } from './ops/close.js';
+import { linkOp } from './ops/link.js';
 import { mkdirOp } from './ops/mkdir.js';
 import { isWriteOpen, openOp, type OpenResult } from './ops/open.js';
 import { getInode, resolveInode } from './ops/paths.js';
+import { pruneSessionsOp, sessionClients } from './ops/prune-sessions.js';
 import { readdirOp, type ReaddirPage } from './ops/readdir.js';
+import { readlinkOp } from './ops/readlink.js';
 import { renameOp } from './ops/rename.js';
 import { rmdirOp } from './ops/rmdir.js';
+import { setattrOp } from './ops/setattr.js';
+import { symlinkOp } from './ops/symlink.js';
+import { syncOp } from './ops/sync.js';
+import { truncateOp, truncatePlan, truncateTarget } from './ops/truncate.js';
 import { unlinkOp } from './ops/unlink.js';
+import { ClientLiveness } from './session-pruner.js';
 import {
   OpenFlags, openFlagsAll,
-  type ChainTableSource, type ChunkRemover, type GcEntry, type InodeRecord, type LayoutPolicy, type RequestContext,
+  type AttrChange, type ChainTableSource, type ChunkRemover, type ChunkTrimmer, type GcEntry, type InodeRecord, type LayoutPolicy, type RequestContext,
 } from './types.js';
 
 export interface MetaStoreOptions {
@@ -29,8 +37,10 @@ export interface MetaStoreOptions {
   now?: () => number;
   /** Chain tables for new files' layouts; set later with setChainTables when the cluster map shares the store. */
   chainTables?: ChainTableSource;
-  /** Chunk removal for open(TRUNCATE); without one truncating a file with chunks fails UNAVAILABLE. */
+  /** Chunk removal for open(TRUNCATE) and truncate; without one truncating a file with chunks fails UNAVAILABLE. */
   removeChunks?: ChunkRemover;
+  /** Trims the chunk holding a truncated file's new end; without one such a truncate fails UNAVAILABLE. */
+  trimChunk?: ChunkTrimmer;
 }
 
 interface RequestRecord { seq: number; op: string; ok: boolean; value: unknown; code?: string; message?: string }
@@ -42,12 +52,16 @@ export class MetaStore {
   private readonly now: () => number;
   private tables: ChainTableSource;
   private remover: ChunkRemover | undefined;
+  private trimmer: ChunkTrimmer | undefined;
+  /** When each client holding sessions was last heard (memory only: a restart hears everyone anew). */
+  readonly liveness = new ClientLiveness(metaserverLimits.keepAliveClientsMax);
 
   private constructor(db: MetaDb, options: MetaStoreOptions) {
     this.db = db;
     this.now = options.now ?? Date.now;
     this.tables = options.chainTables ?? noTables;
     this.remover = options.removeChunks;
+    this.trimmer = options.trimChunk;
   }
 
   static async open(options: MetaStoreOptions): Promise<MetaStore> {
@@ -59,19 +73,20 @@ export class MetaStore {
 
   setChainTables(tables: ChainTableSource): void { this.tables = tables; }
   setChunkRemover(remover: ChunkRemover): void { this.remover = remover; }
+  setChunkTrimmer(trimmer: ChunkTrimmer | undefined): void { this.trimmer = trimmer; }
 
   private async ensureRoot(options: MetaStoreOptions): Promise<void> {
     if (getInode(this.db, ROOT_INODE_ID) !== undefined) return;
     const t = this.now();
-    await this.db.commit(() => {
-      if (getInode(this.db, ROOT_INODE_ID) !== undefined) return;
+    await this.db.commit((db) => {
+      if (getInode(db, ROOT_INODE_ID) !== undefined) return;
       const root: InodeRecord = {
-        inodeId: ROOT_INODE_ID, kind: 'dir', mode: 0o755, nlink: 2, length: 0,
+        inodeId: ROOT_INODE_ID, kind: 'dir', mode: 0o755, nlink: 2, length: 0, uid: 0, gid: 0, writeSessions: 0,
         ctimeMs: t, mtimeMs: t, atimeMs: t, birthtimeMs: t, parentId: ROOT_INODE_ID,
         layoutPolicy: { chunkSizeBytes: options.rootChunkSizeBytes, stripe: Math.min(options.rootStripe, limits.stripeMax), chainTableId: 1 },
       };
-      this.db.inodes.putSync(ROOT_INODE_ID, root);
-      this.db.counters.putSync('inode', 1);
+      db.inodes.putSync(ROOT_INODE_ID, root);
+      db.counters.putSync('inode', 1);
     });
   }
 
@@ -79,9 +94,14 @@ export class MetaStore {
 
   // ---- reads ----
 
-  stat(path: string): InodeRecord {
+  /** The inode a path names; with noFollow (lstat) a symlink in the last component is not followed. */
+  stat(path: string, options: { noFollow?: boolean } = {}): InodeRecord {
     const parts = splitPath(path);
-    return resolveInode(this.db, parts, path);
+    return resolveInode(this.db, parts, path, { followLast: options.noFollow !== true });
+  }
+
+  readlink(path: string): string {
+    return readlinkOp(this.db, { parts: splitPath(path), path });
   }
 
   statInode(id: InodeId): InodeRecord | undefined { return getInode(this.db, id); }
@@ -102,7 +122,7 @@ export class MetaStore {
     const parts = splitPath(path);
     const policy = this.checkPolicy(options.layoutPolicy);
     const mode = checkMode(options.mode, 0o755);
-    return this.mutate('mkdir', options.ctx, () => mkdirOp(this.db, { parts, path, mode, recursive: options.recursive ?? false, policy, nowMs: this.now() }));
+    return this.run('mkdir', options.ctx, (t) => mkdirOp(t, { parts, path, mode, recursive: options.recursive ?? false, policy, nowMs: this.now() }));
   }
 
   async open(path: string, options: { flags: number; mode?: number; ctx?: RequestContext }): Promise<OpenResult> {
@@ -115,32 +135,92 @@ export class MetaStore {
     if (cached !== undefined) return cached;
     if ((flags & OpenFlags.truncate) !== 0) await this.removeChunksForTruncate(parts, path);
     const clientId = options.ctx?.clientId ?? '';
-    return this.mutate('open', options.ctx, () => openOp(this.db, { parts, path, flags, mode, clientId, nowMs: this.now(), tables: this.tables }));
+    return this.run('open', options.ctx, (t) => openOp(t, { parts, path, flags, mode, clientId, nowMs: this.now(), tables: this.tables }));
   }
 
   async rename(fromPath: string, toPath: string, options: { ctx?: RequestContext } = {}): Promise<Record<string, never>> {
     const from = splitPath(fromPath);
     const to = splitPath(toPath);
-    return this.mutate('rename', options.ctx, () => renameOp(this.db, { from, to, fromPath, toPath, nowMs: this.now() }));
+    return this.run('rename', options.ctx, (t) => renameOp(t, { from, to, fromPath, toPath, nowMs: this.now() }));
   }
 
   async unlink(path: string, options: { ctx?: RequestContext } = {}): Promise<Record<string, never>> {
     const parts = splitPath(path);
-    return this.mutate('unlink', options.ctx, () => unlinkOp(this.db, { parts, path, nowMs: this.now() }));
+    return this.run('unlink', options.ctx, (t) => unlinkOp(t, { parts, path, nowMs: this.now() }));
   }
 
   async rmdir(path: string, options: { ctx?: RequestContext } = {}): Promise<Record<string, never>> {
     const parts = splitPath(path);
-    return this.mutate('rmdir', options.ctx, () => rmdirOp(this.db, { parts, path, nowMs: this.now() }));
+    return this.run('rmdir', options.ctx, (t) => rmdirOp(t, { parts, path, nowMs: this.now() }));
   }
 
   async closeFile(a: { inodeId: number; sessionId: number; length: number; lengthSet: boolean; ctx?: RequestContext }): Promise<InodeRecord> {
     const id = checkCount('inode id', a.inodeId);
     const sid = checkCount('session id', a.sessionId);
     if (a.lengthSet) validateRange(0, a.length);
-    return this.mutate('close', a.ctx, () => closeOp(this.db, {
+    return this.run('close', a.ctx, (t) => closeOp(t, {
       inodeId: toInodeId(id), sessionId: toSessionId(sid), length: a.length, lengthSet: a.lengthSet, nowMs: this.now(),
     }));
+  }
+
+  /** fsync of a write handle: the file's length becomes at least `length`; the session stays. */
+  async sync(a: { inodeId: number; sessionId: number; length: number; ctx?: RequestContext }): Promise<InodeRecord> {
+    const id = checkId('inode id', a.inodeId);
+    const sid = checkId('session id', a.sessionId);
+    validateRange(0, a.length);
+    return this.run('sync', a.ctx, (t) => syncOp(t, { inodeId: toInodeId(id), sessionId: toSessionId(sid), length: a.length, nowMs: this.now() }));
+  }
+
+  async symlink(target: string, path: string, options: { ctx?: RequestContext } = {}): Promise<InodeRecord> {
+    const parts = splitPath(path);
+    checkSymlinkTarget(target, path);
+    return this.run('symlink', options.ctx, (t) => symlinkOp(t, { target, parts, path, nowMs: this.now() }));
+  }
+
+  async link(existingPath: string, newPath: string, options: { ctx?: RequestContext } = {}): Promise<InodeRecord> {
+    const from = splitPath(existingPath);
+    const to = splitPath(newPath);
+    return this.run('link', options.ctx, (t) => linkOp(t, { from, to, fromPath: existingPath, toPath: newPath, nowMs: this.now() }));
+  }
+
+  /**
+   * Sets a file's length exactly, by path (symlinks followed) or by inode id (not 0). The chunks
+   * past the new end are trimmed on the storage servers before the length is committed.
+   */
+  async truncate(a: { path: string; inodeId: number; length: number; ctx?: RequestContext }): Promise<InodeRecord> {
+    const id = checkCount('inode id', a.inodeId);
+    const parts = id === 0 ? splitPath(a.path) : [];
+    validateRange(0, a.length, a.path);
+    const cached = this.cachedResult<InodeRecord>('truncate', a.ctx);
+    if (cached !== undefined) return cached;
+    const inode = truncateTarget(this.db, { parts, path: a.path, inodeId: id === 0 ? 0 : toInodeId(id) });
+    await this.cutChunks(inode, a.length, a.path);
+    return this.run('truncate', a.ctx, (t) => truncateOp(t, { inodeId: inode.inodeId, length: a.length, nowMs: this.now() }));
+  }
+
+  /** chmod, chown, utimes: by path (symlinks followed) or by inode id (not 0). */
+  async setattr(a: { path: string; inodeId: number; change: AttrChange; ctx?: RequestContext }): Promise<InodeRecord> {
+    const id = checkCount('inode id', a.inodeId);
+    const parts = id === 0 ? splitPath(a.path) : [];
+    const change = checkAttrChange(a.change);
+    return this.run('setattr', a.ctx, (t) => setattrOp(t, { parts, path: a.path, inodeId: id === 0 ? 0 : toInodeId(id), change, nowMs: this.now() }));
+  }
+
+  // ---- write sessions of live and dead clients ----
+
+  /** A client holding sessions says it is alive. */
+  keepAlive(clientId: string): void {
+    if (typeof clientId !== 'string' || clientId === '') throw flyfsError('FLYFS_ERR_INVALID_ARGUMENT', 'empty client id');
+    if (Buffer.byteLength(clientId) > metaserverLimits.clientIdBytesMax) throw flyfsError('FLYFS_ERR_INVALID_ARGUMENT', 'client id too long');
+    this.liveness.heard(clientId, this.now());
+  }
+
+  /** The clients that hold write sessions now. */
+  sessionClients(): Set<string> { return sessionClients(this.db); }
+
+  /** Ends every session of these clients, finishing the deletions they held back. */
+  pruneSessions(clientIds: readonly string[]): Promise<{ pruned: number }> {
+    return this.run('prune-sessions', undefined, (t) => pruneSessionsOp(t, { clientIds, nowMs: this.now() }));
   }
 
   // ---- GC queue ----
@@ -153,10 +233,10 @@ export class MetaStore {
 
   /** Records the outcome of one attempt: the chains still left (none = done). */
   gcUpdate(entry: GcEntry, chainsLeft: readonly number[], nextAttemptMs: number): Promise<void> {
-    return this.db.commit(() => {
-      if (this.db.gcQueue.get(entry.seq) === undefined) return;
-      if (chainsLeft.length === 0) this.db.gcQueue.removeSync(entry.seq);
-      else this.db.gcQueue.putSync(entry.seq, { ...entry, chains: [...chainsLeft], attempts: entry.attempts + 1, nextAttemptMs });
+    return this.db.commit((t) => {
+      if (t.gcQueue.get(entry.seq) === undefined) return;
+      if (chainsLeft.length === 0) t.gcQueue.removeSync(entry.seq);
+      else t.gcQueue.putSync(entry.seq, { ...entry, chains: [...chainsLeft], attempts: entry.attempts + 1, nextAttemptMs });
     });
   }
 
@@ -168,14 +248,25 @@ export class MetaStore {
       if (err instanceof FlyfsError && err.code === 'FLYFS_ERR_NOT_FOUND') return; // the open will create it (or fail)
       throw err;
     }
-    if (inode.kind !== 'file' || inode.layout === undefined) return;
-    const remover = this.remover;
-    if (remover === undefined) throw flyfsError('FLYFS_ERR_UNAVAILABLE', 'no chunk remover for truncate', { path });
+    if (inode.kind !== 'file') return;
+    await this.cutChunks(inode, 0, path);
+  }
+
+  /** Storage I/O of a truncate, before its length is committed: trims the new end's chunk, removes those past it. */
+  private async cutChunks(inode: InodeRecord, length: number, path: string): Promise<void> {
     const layout = inode.layout;
+    if (layout === undefined) return;
+    const plan = truncatePlan(layout, inode.length, length);
+    const remover = this.remover;
+    const trimmer = this.trimmer;
+    if (remover === undefined) throw flyfsError('FLYFS_ERR_UNAVAILABLE', 'no chunk remover for truncate', { path });
+    if (plan.trim !== undefined && trimmer === undefined) throw flyfsError('FLYFS_ERR_UNAVAILABLE', 'no chunk trimmer for truncate', { path });
+    const jobs = layout.chains.map((chainId) => remover({ inodeId: inode.inodeId, chainId, fromIndex: plan.removeFromIndex }));
+    if (plan.trim !== undefined) jobs.push(trimmer!({ inodeId: inode.inodeId, ...plan.trim }));
     try {
-      await Promise.all(layout.chains.map((chainId) => remover({ inodeId: inode.inodeId, chainId, fromIndex: 0 })));
+      await Promise.all(jobs);
     } catch (err) {
-      throw flyfsError('FLYFS_ERR_UNAVAILABLE', `truncate could not remove chunks: ${(err as Error).message}`, { path, cause: err });
+      throw flyfsError('FLYFS_ERR_UNAVAILABLE', `truncate could not cut chunks: ${(err as Error).message}`, { path, cause: err });
     }
   }
 
@@ -189,6 +280,11 @@ export class MetaStore {
       throw flyfsError('FLYFS_ERR_INVALID_ARGUMENT', `no chain table ${chainTableId}`);
     }
     return { chunkSizeBytes, stripe, chainTableId };
+  }
+
+  /** Runs a namespace operation as a mutation, against the tables the commit hands it. */
+  private run<T>(op: string, ctx: RequestContext | undefined, fn: (t: MetaTables) => T): Promise<T> {
+    return this.mutate(op, ctx, () => fn(this.db));
   }
 
   private requestKey(ctx: RequestContext | undefined): [string, number] | undefined {
@@ -254,6 +350,42 @@ function replay<T>(rec: RequestRecord, op: string): T {
 function checkCount(name: string, n: number): number {
   if (!Number.isSafeInteger(n) || n < 0) throw flyfsError('FLYFS_ERR_INVALID_ARGUMENT', `${name} ${n}`);
   return n;
+}
+
+function checkId(name: string, n: number): number {
+  if (checkCount(name, n) === 0) throw flyfsError('FLYFS_ERR_INVALID_ARGUMENT', `${name} 0`);
+  return n;
+}
+
+/** As Linux: an empty target is ENOENT; a target is a path's worth of bytes without NUL. */
+function checkSymlinkTarget(target: string, path: string): void {
+  if (typeof target !== 'string' || target === '') throw flyfsError('FLYFS_ERR_NOT_FOUND', 'empty symlink target', { path });
+  if (target.includes('\0')) throw flyfsError('FLYFS_ERR_BAD_NAME', 'symlink target contains NUL', { path });
+  const bytes = Buffer.byteLength(target);
+  if (bytes > limits.pathBytesMax) throw flyfsError('FLYFS_ERR_NAME_TOO_LONG', `symlink target of ${bytes} bytes, at most ${limits.pathBytesMax}`, { path });
+}
+
+const idMax = 0xffff_ffff;
+
+function checkAttrChange(c: AttrChange): AttrChange {
+  const out: { -readonly [K in keyof AttrChange]: number } = {};
+  if (c.mode !== undefined) {
+    if (!Number.isSafeInteger(c.mode) || c.mode < 0 || c.mode > 0o7777) throw flyfsError('FLYFS_ERR_INVALID_ARGUMENT', `mode ${c.mode}`);
+    out.mode = c.mode;
+  }
+  for (const key of ['uid', 'gid'] as const) {
+    const v = c[key];
+    if (v === undefined) continue;
+    if (!Number.isSafeInteger(v) || v < 0 || v > idMax) throw flyfsError('FLYFS_ERR_INVALID_ARGUMENT', `${key} ${v}`);
+    out[key] = v;
+  }
+  for (const key of ['atimeMs', 'mtimeMs'] as const) {
+    const v = c[key];
+    if (v === undefined) continue;
+    if (!Number.isSafeInteger(v) || v < 0 || v > limits.timeMsMax) throw flyfsError('FLYFS_ERR_INVALID_ARGUMENT', `${key} ${v}`);
+    out[key] = v;
+  }
+  return out;
 }
 
 function checkMode(mode: number | undefined, fallback: number): number {

@@ -21,6 +21,13 @@ export interface InodeRecord {
   readonly mtimeMs: number;
   readonly atimeMs: number;
   readonly birthtimeMs: number;
+  /** Owner ids: recorded, never enforced (flyfs does no permission checks). */
+  readonly uid: number;
+  readonly gid: number;
+  /** Files: open write sessions; an inode whose nlink reached 0 stays until this is 0. */
+  readonly writeSessions: number;
+  /** Symlinks: the target, as given. */
+  readonly target?: string;
   /** Files. */
   readonly layout?: FileLayout;
   /** Directories. */
@@ -49,6 +56,18 @@ export interface GcEntry {
 
 /** Removes every chunk of `inodeId` with index >= fromIndex on one chain. */
 export type ChunkRemover = (job: { inodeId: InodeId; chainId: number; fromIndex: number }) => Promise<void>;
+
+/** Trims one chunk (on the chain that holds it) to `lengthBytes`; a missing or shorter chunk is left as it is. */
+export type ChunkTrimmer = (job: { inodeId: InodeId; chainId: number; index: number; lengthBytes: number }) => Promise<void>;
+
+/** Attribute changes of setattr; an absent field is left as it is. */
+export interface AttrChange {
+  readonly mode?: number;
+  readonly uid?: number;
+  readonly gid?: number;
+  readonly atimeMs?: number;
+  readonly mtimeMs?: number;
+}
 
 /** Where new files find their chains. */
 export interface ChainTableSource {

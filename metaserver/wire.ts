@@ -4,12 +4,13 @@ import type { InodeType } from '../proto/gen/flyfs/v1/InodeType.js';
 import type { LocalTargetState as WireLocalTargetState } from '../proto/gen/flyfs/v1/LocalTargetState.js';
 import type { NodeRole } from '../proto/gen/flyfs/v1/NodeRole.js';
 import type { RequestContext__Output } from '../proto/gen/flyfs/v1/RequestContext.js';
+import type { SetAttrRequest__Output } from '../proto/gen/flyfs/v1/SetAttrRequest.js';
 import type { RoutingInfo as WireRoutingInfo } from '../proto/gen/flyfs/v1/RoutingInfo.js';
 import type { TargetRegistration__Output } from '../proto/gen/flyfs/v1/TargetRegistration.js';
 import type { TargetState as WireTargetState } from '../proto/gen/flyfs/v1/TargetState.js';
 import type { NodeRoleName, RoutingInfo, TargetRegistration } from './cluster-map.js';
 import type { LocalTargetState, PublicTargetState } from './target-states.js';
-import type { InodeKind, InodeRecord, RequestContext } from './types.js';
+import type { AttrChange, InodeKind, InodeRecord, RequestContext } from './types.js';
 
 const kindToWire: Record<InodeKind, InodeType> = { file: 'INODE_TYPE_FILE', dir: 'INODE_TYPE_DIRECTORY', symlink: 'INODE_TYPE_SYMLINK' };
 
@@ -19,6 +20,7 @@ export function inodeToWire(i: InodeRecord): Inode {
   return {
     inodeId: i.inodeId, type: kindToWire[i.kind], mode: i.mode, nlink: i.nlink, length: i.length,
     ctimeMs: i.ctimeMs, mtimeMs: i.mtimeMs, atimeMs: i.atimeMs, birthtimeMs: i.birthtimeMs,
+    uid: i.uid, gid: i.gid, symlinkTarget: i.target ?? '',
     layout: i.layout === undefined ? null : {
       chunkSize: i.layout.chunkSizeBytes, stripe: i.layout.stripe, chainTableId: i.layout.chainTableId,
       chainTableVersion: i.layout.chainTableVersion, chains: [...i.layout.chains], seed: i.layout.seed,
@@ -32,6 +34,17 @@ export function inodeToWire(i: InodeRecord): Inode {
 export function ctxFromWire(ctx: RequestContext__Output | null | undefined): RequestContext | undefined {
   if (ctx === null || ctx === undefined) return undefined;
   return { clientId: ctx.clientId, requestId: ctx.requestId };
+}
+
+/** The fields a SetAttr request marks as set. */
+export function attrChangeFromWire(r: SetAttrRequest__Output): AttrChange {
+  return {
+    ...(r.modeSet ? { mode: r.mode } : {}),
+    ...(r.uidSet ? { uid: r.uid } : {}),
+    ...(r.gidSet ? { gid: r.gid } : {}),
+    ...(r.atimeSet ? { atimeMs: r.atimeMs } : {}),
+    ...(r.mtimeSet ? { mtimeMs: r.mtimeMs } : {}),
+  };
 }
 
 const roleFromWire: Record<string, NodeRoleName> = {

@@ -30,6 +30,12 @@ export interface ChunkStore {
   /** Committed bytes [offset, offset+length), short at the chunk's end; undefined for a missing chunk. */
   read(key: ChunkKey, offset: number, length: number): Promise<{ data: Buffer; meta: ChunkMeta } | undefined>;
   stat(key: ChunkKey): Promise<ChunkMeta | undefined>;
+  /**
+   * Cuts the chunk to `lengthBytes` (a truncate of its file), committing a new version with its
+   * CRC durably; a missing chunk, or one no longer than that, is left as it is. Resolves to the
+   * chunk's metadata after the cut (undefined for a missing chunk).
+   */
+  truncate(key: ChunkKey, lengthBytes: number): Promise<ChunkMeta | undefined>;
   /** Removes every chunk of the inode with index >= fromIndex; resolves to how many went. */
   removeFrom(inodeId: InodeId, fromIndex: number): Promise<number>;
   usage(): Promise<TargetUsage>;

@@ -274,6 +274,22 @@ export class FsChunkStore implements ChunkStore {
     return this.readMeta(key);
   }
 
+  async truncate(key: ChunkKey, lengthBytes: number): Promise<ChunkMeta | undefined> {
+    this.checkOpen();
+    this.checkKey(key);
+    if (!Number.isInteger(lengthBytes) || lengthBytes < 0 || lengthBytes > limits.chunkSizeBytesMax) {
+      throw flyfsError('FLYFS_ERR_CHUNK_RANGE', `truncate to ${lengthBytes}`);
+    }
+    return this.locks.run(this.lockKey(key), async () => {
+      const old = await this.readWhole(key, true);
+      if (old === undefined || old.meta.length <= lengthBytes) return old?.meta;
+      const data = old.data.subarray(0, lengthBytes);
+      const meta: ChunkMeta = { length: lengthBytes, version: chunkVersion(old.meta.version + 1), crc32c: crc32c(data) };
+      await this.commit(key, [encodeHeader(meta), data], false);
+      return meta;
+    });
+  }
+
   async removeFrom(inodeId: InodeId, fromIndex: number): Promise<number> {
     this.checkOpen();
     this.checkKey({ inodeId, index: fromIndex });

@@ -55,6 +55,7 @@ function guardedStore(store: ChunkStore, state: PublicTargetState): ChunkStore {
   return {
     write: access.write ? store.write.bind(store) : refuse('writes'),
     removeFrom: access.write ? store.removeFrom.bind(store) : refuse('writes'),
+    truncate: access.write ? store.truncate.bind(store) : refuse('writes'),
     read: access.read ? store.read.bind(store) : refuse('reads'),
     stat: access.read ? store.stat.bind(store) : refuse('reads'),
     usage: store.usage.bind(store),

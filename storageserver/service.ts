@@ -6,7 +6,7 @@ import { chainId as toChainId, inodeId as toInodeId, type ChainId, type ChainVer
 import { grpc, unary } from '../common/grpc.js';
 import type { MetricsRegistry } from '../common/metrics.js';
 import type { StorageHandlers } from '../proto/gen/flyfs/v1/Storage.js';
-import type { ChunkStore } from './chunk-store.js';
+import type { ChunkMeta, ChunkStore } from './chunk-store.js';
 
 export interface ChainRoute {
   readonly chainId: ChainId;
@@ -27,6 +27,7 @@ export interface WriteChunkInput extends Routed { key: ChunkKey; offset: number;
 export interface ReadChunkInput extends Routed { key: ChunkKey; offset: number; length: number }
 export interface RemoveChunksInput extends Routed { inodeId: InodeId; fromIndex: number }
 export interface StatChunkInput extends Routed { key: ChunkKey }
+export interface TruncateChunkInput extends Routed { key: ChunkKey; lengthBytes: number }
 
 export interface WriteChunkResult { chunkLength: number; version: number }
 export interface ReadChunkResult { data: Buffer; chunkLength: number; exists: boolean }
@@ -86,13 +87,17 @@ export class ChunkService {
   }
 
   statChunk(req: StatChunkInput): Promise<StatChunkResult> {
-    return this.measure('StatChunk', async () => {
-      const route = this.resolve(req);
-      const meta = await route.store.stat(req.key);
-      if (!meta) return { exists: false, length: 0, version: 0, crc32c: 0 };
-      return { exists: true, length: meta.length, version: meta.version, crc32c: meta.crc32c };
-    });
+    return this.measure('StatChunk', async () => statResult(await this.resolve(req).store.stat(req.key)));
   }
+
+  truncateChunk(req: TruncateChunkInput): Promise<StatChunkResult> {
+    return this.measure('TruncateChunk', async () => statResult(await this.resolve(req).store.truncate(req.key, req.lengthBytes)));
+  }
+}
+
+function statResult(meta: ChunkMeta | undefined): StatChunkResult {
+  if (!meta) return { exists: false, length: 0, version: 0, crc32c: 0 };
+  return { exists: true, length: meta.length, version: meta.version, crc32c: meta.crc32c };
 }
 
 function chunkKey(chunk: { inodeId: number; index: number } | null | undefined): ChunkKey {
@@ -114,5 +119,8 @@ export function storageGrpcHandlers(service: ChunkService): StorageHandlers {
       chainId: r.chainId, chainVersion: r.chainVersion, inodeId: toInodeId(r.inodeId), fromIndex: r.fromIndex,
     })),
     StatChunk: unary(async (r) => service.statChunk({ chainId: r.chainId, chainVersion: r.chainVersion, key: chunkKey(r.chunk) })),
+    TruncateChunk: unary(async (r) => service.truncateChunk({
+      chainId: r.chainId, chainVersion: r.chainVersion, key: chunkKey(r.chunk), lengthBytes: r.length,
+    })),
   } satisfies grpc.UntypedServiceImplementation as StorageHandlers;
 }

@@ -1,9 +1,10 @@
-// close: ends a write session, recording the length the writer leaves.
+// close: ends a write session; the file's length becomes at least the writer's written end.
 import { flyfsError } from '../../common/errors.js';
 import type { InodeId, SessionId } from '../../common/ids.js';
 import type { MetaTables } from '../tables.js';
-import type { InodeRecord, SessionRecord } from '../types.js';
-import { getInode, touch } from './paths.js';
+import type { InodeRecord } from '../types.js';
+import { getInode } from './paths.js';
+import { endSession, extendTo, mustSession } from './sessions.js';
 
 export interface CloseArgs { inodeId: InodeId; sessionId: SessionId; length: number; lengthSet: boolean; nowMs: number }
 
@@ -14,9 +15,8 @@ export function closeOp(db: MetaTables, a: CloseArgs): InodeRecord {
     if (a.lengthSet) throw flyfsError('FLYFS_ERR_BAD_SESSION', 'a length needs a write session');
     return inode;
   }
-  const session = db.sessions.get(a.sessionId) as SessionRecord | undefined;
-  if (session === undefined || session.inodeId !== a.inodeId) throw flyfsError('FLYFS_ERR_BAD_SESSION', `session ${a.sessionId}`);
+  const session = mustSession(db, a.inodeId, a.sessionId);
   if (inode.kind !== 'file') throw flyfsError('FLYFS_ERR_IS_DIR', `inode ${a.inodeId}`);
-  db.sessions.removeSync(a.sessionId);
-  return touch(db, inode, a.nowMs, a.lengthSet ? { length: a.length } : {});
+  if (a.lengthSet) extendTo(db, inode, a.length, a.nowMs);
+  return endSession(db, session, a.nowMs) ?? inode;
 }

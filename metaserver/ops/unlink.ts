@@ -1,18 +1,16 @@
-// unlink: files only.
+// unlink: files and symlinks (the link itself); a file goes with its last link and session.
 import { flyfsError } from '../../common/errors.js';
 import type { MetaTables } from '../tables.js';
-import { dropFileLink } from './gc-queue.js';
-import { getDirent, mustInode, resolveParent, touch } from './paths.js';
+import { dropLink } from './gc-queue.js';
+import { resolveParent, touch } from './paths.js';
 
 export function unlinkOp(db: MetaTables, a: { parts: readonly string[]; path: string; nowMs: number }): Record<string, never> {
   if (a.parts.length === 0) throw flyfsError('FLYFS_ERR_IS_DIR', undefined, { path: a.path });
-  const { parent, name } = resolveParent(db, a.parts, a.path);
-  const dirent = getDirent(db, parent.inodeId, name);
-  if (dirent === undefined) throw flyfsError('FLYFS_ERR_NOT_FOUND', undefined, { path: a.path });
-  if (dirent.kind === 'dir') throw flyfsError('FLYFS_ERR_IS_DIR', undefined, { path: a.path });
-  const inode = mustInode(db, dirent.inodeId, a.path);
+  const { parent, name, inode } = resolveParent(db, a.parts, a.path);
+  if (inode === undefined) throw flyfsError('FLYFS_ERR_NOT_FOUND', undefined, { path: a.path });
+  if (inode.kind === 'dir') throw flyfsError('FLYFS_ERR_IS_DIR', undefined, { path: a.path });
   db.dirents.removeSync([parent.inodeId, name]);
   touch(db, parent, a.nowMs);
-  dropFileLink(db, inode, a.nowMs);
+  dropLink(db, inode, a.nowMs);
   return {};
 }

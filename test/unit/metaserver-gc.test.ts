@@ -28,6 +28,7 @@ afterEach(async () => {
 describe('gc runner', () => {
   it('retries failed removals later and drops entries once every chain is clean', async () => {
     const f = await store.open('/f', { flags: OpenFlags.write | OpenFlags.create });
+    await store.closeFile({ inodeId: f.inode.inodeId, sessionId: f.sessionId, length: 0, lengthSet: false });
     await store.unlink('/f');
     const chains = f.inode.layout!.chains;
     const calls: number[] = [];
@@ -81,6 +82,7 @@ describe('gc runner', () => {
     try {
       const f = await store.open('/g', { flags: OpenFlags.write | OpenFlags.create });
       expect([...f.inode.layout!.chains].sort()).toEqual([1, 2]);
+      await store.closeFile({ inodeId: f.inode.inodeId, sessionId: f.sessionId, length: 0, lengthSet: false });
       await store.unlink('/g');
       const gc = new GcRunner({ store, remover: remover.remove, intervalMs: 10, now });
       expect(await gc.runOnce()).toBe(0);

@@ -74,6 +74,7 @@ describe('metaserver over gRPC', () => {
     const t = await callUnary(meta, meta.Open, { path: '/data/g', flags: 2 | 16 });
     expect(t.inode!.length).toBe(0);
     expect(removals.sort()).toEqual([...open.inode!.layout!.chains].sort());
+    await callUnary(meta, meta.Close, { inodeId: t.inode!.inodeId, sessionId: t.sessionId, length: 0, lengthSet: false }); // an open session would hold the inode
     await callUnary(meta, meta.Unlink, { ctx: { clientId: 'c', requestId: 4 }, path: '/data/g' });
     await callUnary(meta, meta.Unlink, { ctx: { clientId: 'c', requestId: 4 }, path: '/data/g' }); // a retry
     await callUnary(meta, meta.Rmdir, { path: '/data' });

@@ -192,7 +192,7 @@ describe('readdir', () => {
 
 describe('unlink and rmdir', () => {
   it('unlink removes files and queues their chunks; refuses directories', async () => {
-    const f = await store.open('/f', { flags: W | C });
+    const f = await store.open('/f', { flags: C });
     await store.mkdir('/d');
     expect(await codeOf(store.unlink('/d'))).toBe('FLYFS_ERR_IS_DIR');
     expect(await codeOf(store.unlink('/'))).toBe('FLYFS_ERR_IS_DIR');
@@ -237,8 +237,8 @@ describe('rename', () => {
   });
 
   it('replaces a file by a file and queues the old one for GC', async () => {
-    const x = await store.open('/x', { flags: W | C });
-    const y = await store.open('/y', { flags: W | C });
+    const x = await store.open('/x', { flags: C });
+    const y = await store.open('/y', { flags: C });
     await store.rename('/x', '/y');
     expect(store.stat('/y').inodeId).toBe(x.inode.inodeId);
     expect(await codeOf(() => store.stat('/x'))).toBe('FLYFS_ERR_NOT_FOUND');
@@ -285,6 +285,7 @@ describe('idempotent retries', () => {
     const o1 = await store.open('/r/f', { flags: W | C | OpenFlags.exclusive, ctx: { clientId: 'client-1', requestId: 3 } });
     const o2 = await store.open('/r/f', { flags: W | C | OpenFlags.exclusive, ctx: { clientId: 'client-1', requestId: 3 } });
     expect(o2).toEqual(o1);
+    await store.closeFile({ inodeId: o1.inode.inodeId, sessionId: o1.sessionId, length: 0, lengthSet: false });
 
     await store.unlink('/r/f', { ctx: { clientId: 'client-1', requestId: 4 } });
     await store.unlink('/r/f', { ctx: { clientId: 'client-1', requestId: 4 } });
