@@ -1,10 +1,12 @@
-// FileHandle, following node:fs/promises's: read, write, stat, close (and readFile/writeFile on
-// the handle). A write handle holds a write session at the metaserver; close reports the final
-// length (close-to-open consistency).
+// FileHandle, following node:fs/promises's: read, write, stat, truncate, sync, chmod, utimes, close
+// (and readFile/writeFile on the handle). A write handle holds a write session at the metaserver;
+// sync and close report the end of what it wrote, and the file's length becomes at least that
+// (close-to-open consistency; writers to different ranges end with the exact length).
 import { flyfsError } from '../common/errors.js';
 import { validateRange } from '../common/layout.js';
 import { readRange, writeRange, type FileIoContext } from './file-io.js';
 import type { InodeAttrs, MetadataClient } from './metadata-client.js';
+import { modeOf, timesChange, type TimeLike } from './node-args.js';
 import { nodeCall } from './node-errors.js';
 import { FlyfsStats } from './stats.js';
 
@@ -18,6 +20,8 @@ export class FileHandle {
   private closed = false;
   /** The file's length as this handle sees it: the opened length plus what it wrote since. */
   private length: number;
+  /** The end of what this handle wrote and has not yet reported; undefined while it wrote nothing. */
+  private writtenEnd: number | undefined;
   /** Position for reads and writes called without one. */
   private position = 0;
   private pending = new Set<Promise<unknown>>();
@@ -106,6 +110,7 @@ export class FileHandle {
     if (!layout) throw flyfsError('FLYFS_ERR_INTERNAL', 'file has no layout', { path: this.path });
     await writeRange(this.io, layout, this.attrs.inodeId, pos, buffer.subarray(offset, offset + length));
     this.length = Math.max(this.length, pos + length);
+    this.writtenEnd = Math.max(this.writtenEnd ?? 0, pos + length);
     if (position === null || position === undefined || this.mode.append) this.position = pos + length;
     return { bytesWritten: length, buffer };
   }
@@ -140,12 +145,62 @@ export class FileHandle {
     await this.write(bytes, 0, bytes.byteLength, null);
   }
 
+  /** Sets the file's length exactly; bytes past a shorter length read as zeros if it grows again. */
+  async truncate(len = 0): Promise<void> {
+    return nodeCall('ftruncate', this.path, async () => {
+      this.checkOpen('truncate');
+      if (!this.mode.writable) throw flyfsError('FLYFS_ERR_INVALID_ARGUMENT', 'handle is not open for writing', { path: this.path });
+      validateRange(0, len, this.path);
+      // What this handle wrote is recorded first, so the cut on storage sees it.
+      await this.flush();
+      this.attrs = await this.meta.truncate({ inodeId: this.attrs.inodeId }, len);
+      this.length = len;
+    });
+  }
+
+  /** Waits for this handle's writes and records their end at the metaserver. */
+  async sync(): Promise<void> {
+    return nodeCall('fsync', this.path, async () => {
+      this.checkOpen('sync');
+      await this.flush();
+    });
+  }
+
+  /** As sync: flyfs writes are durable when acknowledged; only the length is left to record. */
+  async datasync(): Promise<void> {
+    return nodeCall('fdatasync', this.path, async () => {
+      this.checkOpen('datasync');
+      await this.flush();
+    });
+  }
+
+  async chmod(mode: number | string): Promise<void> {
+    return nodeCall('fchmod', this.path, async () => {
+      this.checkOpen('chmod');
+      this.attrs = await this.meta.setattr({ inodeId: this.attrs.inodeId }, { mode: modeOf(mode) });
+    });
+  }
+
+  async utimes(atime: TimeLike, mtime: TimeLike): Promise<void> {
+    return nodeCall('futime', this.path, async () => {
+      this.checkOpen('utimes');
+      this.attrs = await this.meta.setattr({ inodeId: this.attrs.inodeId }, timesChange(atime, mtime));
+    });
+  }
+
+  private async flush(): Promise<void> {
+    await Promise.allSettled([...this.pending]);
+    if (!this.mode.writable || this.writtenEnd === undefined) return;
+    this.attrs = await this.meta.sync(this.attrs.inodeId, this.sessionId, this.writtenEnd);
+    this.writtenEnd = undefined;
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     await Promise.allSettled([...this.pending]);
     await nodeCall('close', this.path, async () => {
-      if (this.mode.writable) this.attrs = await this.meta.close(this.attrs.inodeId, this.sessionId, this.length);
+      if (this.mode.writable) this.attrs = await this.meta.close(this.attrs.inodeId, this.sessionId, this.writtenEnd);
     });
   }
 

@@ -1,12 +1,14 @@
 // The file system a client gets from connect(): methods follow node:fs/promises.
 import { randomUUID } from 'node:crypto';
 import { flyfsError } from '../common/errors.js';
+import { validateRange } from '../common/layout.js';
 import { limits } from '../common/limits.js';
 import { splitPath, joinPath } from '../common/names.js';
 import { createChunkTransport, type ChunkTransport, type TransportKind } from './chunk-transport.js';
 import { FileHandle, type HandleMode } from './file-handle.js';
 import type { FileIoContext } from './file-io.js';
 import { MetadataClient, OpenFlags } from './metadata-client.js';
+import { modeOf, ownerChange, timesChange, type TimeLike } from './node-args.js';
 import { nodeCall } from './node-errors.js';
 import { RoutingCache } from './routing.js';
 import { FlyfsDirent, FlyfsStats } from './stats.js';
@@ -19,6 +21,8 @@ export interface ConnectOptions {
   /** Deadline of one operation, retries included. */
   deadlineMs?: number;
   clientId?: string;
+  /** How often KeepAlive goes out while write handles are open. Default limits.keepAliveIntervalMsDefault. */
+  keepAliveIntervalMs?: number;
 }
 
 export type OpenFlagString = 'r' | 'r+' | 'rs+' | 'w' | 'wx' | 'w+' | 'wx+' | 'a' | 'ax' | 'a+' | 'ax+';
@@ -67,7 +71,10 @@ export class FileSystem {
   /** @internal use connect(). */
   constructor(addresses: readonly string[], options: ConnectOptions = {}) {
     const clientId = options.clientId ?? randomUUID();
-    this.meta = new MetadataClient(addresses, clientId, options.deadlineMs === undefined ? {} : { deadlineMs: options.deadlineMs });
+    this.meta = new MetadataClient(addresses, clientId, {
+      ...(options.deadlineMs === undefined ? {} : { deadlineMs: options.deadlineMs }),
+      ...(options.keepAliveIntervalMs === undefined ? {} : { keepAliveIntervalMs: options.keepAliveIntervalMs }),
+    });
     this.routing = new RoutingCache(() => this.meta.routingInfo());
     this.transport = createChunkTransport(options.transport ?? 'framed');
     this.io = {
@@ -159,9 +166,43 @@ export class FileSystem {
     return nodeCall('stat', path, async () => new FlyfsStats(await this.meta.stat(norm(path))));
   }
 
-  /** No symlinks yet (issue 3): lstat and stat agree. */
+  /** As stat, but a symlink in the last component is described itself, not followed. */
   async lstat(path: string): Promise<FlyfsStats> {
-    return nodeCall('lstat', path, async () => new FlyfsStats(await this.meta.stat(norm(path))));
+    return nodeCall('lstat', path, async () => new FlyfsStats(await this.meta.stat(norm(path), { noFollow: true })));
+  }
+
+  /** Creates `path` as a symlink to `target` (stored as given; `type` is accepted for Node's signature). */
+  async symlink(target: string, path: string, _type?: string | null): Promise<void> {
+    return nodeCall('symlink', target, async () => { await this.meta.symlink(target, norm(path)); }, path);
+  }
+
+  async readlink(path: string, _options?: { encoding?: BufferEncoding | null } | BufferEncoding | null): Promise<string> {
+    return nodeCall('readlink', path, () => this.meta.readlink(norm(path)));
+  }
+
+  async link(existingPath: string, newPath: string): Promise<void> {
+    return nodeCall('link', existingPath, async () => { await this.meta.link(norm(existingPath), norm(newPath)); }, newPath);
+  }
+
+  /** Sets the file's length exactly (symlinks followed); bytes past a shorter length read as zeros if it grows again. */
+  async truncate(path: string, len = 0): Promise<void> {
+    return nodeCall('open', path, async () => {
+      validateRange(0, len, path);
+      await this.meta.truncate({ path: norm(path) }, len);
+    });
+  }
+
+  async chmod(path: string, mode: number | string): Promise<void> {
+    return nodeCall('chmod', path, async () => { await this.meta.setattr({ path: norm(path) }, { mode: modeOf(mode) }); });
+  }
+
+  /** Owner ids are recorded, never enforced; -1 leaves one as it is. */
+  async chown(path: string, uid: number, gid: number): Promise<void> {
+    return nodeCall('chown', path, async () => { await this.meta.setattr({ path: norm(path) }, ownerChange(uid, gid)); });
+  }
+
+  async utimes(path: string, atime: TimeLike, mtime: TimeLike): Promise<void> {
+    return nodeCall('utime', path, async () => { await this.meta.setattr({ path: norm(path) }, timesChange(atime, mtime)); });
   }
 
   async rename(oldPath: string, newPath: string): Promise<void> {

@@ -23,6 +23,8 @@ export interface InodeAttrs {
   mtimeMs: number;
   atimeMs: number;
   birthtimeMs: number;
+  uid: number;
+  gid: number;
   layout?: FileLayout;
   layoutPolicy?: { chunkSizeBytes: number; stripe: number; chainTableId: number };
 }
@@ -46,6 +48,7 @@ export function toAttrs(inode: Inode__Output | null): InodeAttrs {
   const attrs: InodeAttrs = {
     inodeId: inode.inodeId, kind: kindOf(inode.type), mode: inode.mode, nlink: inode.nlink, length: inode.length,
     ctimeMs: inode.ctimeMs, mtimeMs: inode.mtimeMs, atimeMs: inode.atimeMs, birthtimeMs: inode.birthtimeMs || inode.ctimeMs,
+    uid: inode.uid, gid: inode.gid,
   };
   const l = inode.layout;
   if (l && l.chunkSize > 0) {
@@ -63,7 +66,21 @@ function toEntry(e: DirEntry__Output): DirEntryInfo {
   return { name: e.name, kind: kindOf(e.type), inodeId: e.inodeId };
 }
 
-export interface MetadataClientOptions { deadlineMs?: number }
+export interface MetadataClientOptions {
+  deadlineMs?: number;
+  /** How often KeepAlive goes out while this client holds write sessions. Default limits.keepAliveIntervalMsDefault. */
+  keepAliveIntervalMs?: number;
+}
+
+/** Attribute changes of setattr; an absent field is left as it is. */
+export interface AttrChange { mode?: number; uid?: number; gid?: number; atimeMs?: number; mtimeMs?: number }
+
+/** Which file a truncate or setattr applies to: a path (symlinks followed) or an open file's inode. */
+export type FileRef = { path: string } | { inodeId: number };
+
+function refToWire(ref: FileRef): { path: string; inodeId: number } {
+  return 'path' in ref ? { path: ref.path, inodeId: 0 } : { path: '', inodeId: ref.inodeId };
+}
 
 export class MetadataClient {
   private readonly metadata: GrpcMetadataClient[];
@@ -72,6 +89,10 @@ export class MetadataClient {
   private nextRequestId = 1;
   readonly clientId: string;
   private readonly deadlineMs: number;
+  private readonly keepAliveIntervalMs: number;
+  /** Write sessions this client holds; while there are any, KeepAlive runs. */
+  private readonly sessions = new Set<number>();
+  private keepAliveTimer: NodeJS.Timeout | undefined;
 
   constructor(addresses: readonly string[], clientId: string, options: MetadataClientOptions = {}) {
     if (addresses.length === 0) throw flyfsError('FLYFS_ERR_NOT_CONNECTED');
@@ -81,6 +102,7 @@ export class MetadataClient {
     this.management = addresses.map((a) => new protos.flyfs.v1.Management(a, creds, channelOptions));
     this.clientId = clientId;
     this.deadlineMs = options.deadlineMs ?? limits.rpcDeadlineMsDefault;
+    this.keepAliveIntervalMs = options.keepAliveIntervalMs ?? limits.keepAliveIntervalMsDefault;
   }
 
   private ctx(): { clientId: string; requestId: number } {
@@ -125,12 +147,52 @@ export class MetadataClient {
   async open(path: string, flags: number, mode: number): Promise<{ attrs: InodeAttrs; sessionId: number }> {
     const ctx = this.ctx();
     const r = await this.meta((c, d) => callUnary(c, c.Open, { ctx, path, flags, mode }, d));
+    if (r.sessionId !== 0) this.holdSession(r.sessionId);
     return { attrs: toAttrs(r.inode), sessionId: r.sessionId };
   }
 
-  async stat(path: string): Promise<InodeAttrs> {
-    const r = await this.meta((c, d) => callUnary(c, c.Stat, { path }, d));
+  /** With noFollow (lstat) a symlink in the last component is not followed. */
+  async stat(path: string, options: { noFollow?: boolean } = {}): Promise<InodeAttrs> {
+    const r = await this.meta((c, d) => callUnary(c, c.Stat, { path, noFollow: options.noFollow ?? false }, d));
     return toAttrs(r.inode);
+  }
+
+  async symlink(target: string, path: string): Promise<InodeAttrs> {
+    const ctx = this.ctx();
+    return toAttrs((await this.meta((c, d) => callUnary(c, c.Symlink, { ctx, target, path }, d))).inode);
+  }
+
+  async readlink(path: string): Promise<string> {
+    return (await this.meta((c, d) => callUnary(c, c.Readlink, { path }, d))).target;
+  }
+
+  async link(existingPath: string, newPath: string): Promise<InodeAttrs> {
+    const ctx = this.ctx();
+    return toAttrs((await this.meta((c, d) => callUnary(c, c.Link, { ctx, existingPath, newPath }, d))).inode);
+  }
+
+  async truncate(ref: FileRef, length: number): Promise<InodeAttrs> {
+    const ctx = this.ctx();
+    return toAttrs((await this.meta((c, d) => callUnary(c, c.Truncate, { ctx, ...refToWire(ref), length }, d))).inode);
+  }
+
+  async setattr(ref: FileRef, change: AttrChange): Promise<InodeAttrs> {
+    const ctx = this.ctx();
+    const r = await this.meta((c, d) => callUnary(c, c.SetAttr, {
+      ctx, ...refToWire(ref),
+      modeSet: change.mode !== undefined, mode: change.mode ?? 0,
+      uidSet: change.uid !== undefined, uid: change.uid ?? 0,
+      gidSet: change.gid !== undefined, gid: change.gid ?? 0,
+      atimeSet: change.atimeMs !== undefined, atimeMs: change.atimeMs ?? 0,
+      mtimeSet: change.mtimeMs !== undefined, mtimeMs: change.mtimeMs ?? 0,
+    }, d));
+    return toAttrs(r.inode);
+  }
+
+  /** fsync of a write session: the file's length becomes at least `length`. */
+  async sync(inodeId: number, sessionId: number, length: number): Promise<InodeAttrs> {
+    const ctx = this.ctx();
+    return toAttrs((await this.meta((c, d) => callUnary(c, c.Sync, { ctx, inodeId, sessionId, length }, d))).inode);
   }
 
   async readdir(path: string): Promise<DirEntryInfo[]> {
@@ -159,12 +221,38 @@ export class MetadataClient {
     await this.meta((c, d) => callUnary(c, c.Rmdir, { ctx, path }, d));
   }
 
+  /** Ends a session; `length` (the written end) is undefined for a handle that wrote nothing. */
   async close(inodeId: number, sessionId: number, length: number | undefined): Promise<InodeAttrs> {
     const ctx = this.ctx();
-    const r = await this.meta((c, d) => callUnary(c, c.Close, {
-      ctx, inodeId, sessionId, length: length ?? 0, lengthSet: length !== undefined,
-    }, d));
-    return toAttrs(r.inode);
+    try {
+      const r = await this.meta((c, d) => callUnary(c, c.Close, {
+        ctx, inodeId, sessionId, length: length ?? 0, lengthSet: length !== undefined,
+      }, d));
+      return toAttrs(r.inode);
+    } finally {
+      this.releaseSession(sessionId);
+    }
+  }
+
+  private holdSession(sessionId: number): void {
+    this.sessions.add(sessionId);
+    if (this.keepAliveTimer !== undefined) return;
+    let inflight = false;
+    this.keepAliveTimer = setInterval(() => {
+      if (inflight) return;
+      inflight = true;
+      // A lost KeepAlive is not fatal: the next one, within the session timeout, does as well.
+      this.meta((c, d) => callUnary(c, c.KeepAlive, { clientId: this.clientId }, d))
+        .catch(() => undefined).finally(() => { inflight = false; });
+    }, this.keepAliveIntervalMs);
+    this.keepAliveTimer.unref();
+  }
+
+  private releaseSession(sessionId: number): void {
+    this.sessions.delete(sessionId);
+    if (this.sessions.size > 0 || this.keepAliveTimer === undefined) return;
+    clearInterval(this.keepAliveTimer);
+    this.keepAliveTimer = undefined;
   }
 
   async routingInfo(): Promise<RoutingInfo> {
@@ -172,6 +260,8 @@ export class MetadataClient {
   }
 
   shutdown(): void {
+    if (this.keepAliveTimer !== undefined) clearInterval(this.keepAliveTimer);
+    this.keepAliveTimer = undefined;
     // The generated Metadata client has a Close RPC that shadows grpc.Client#close.
     for (const c of [...this.metadata, ...this.management]) grpc.Client.prototype.close.call(c);
   }

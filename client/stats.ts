@@ -27,8 +27,8 @@ export class FlyfsStats extends TypedEntry {
   readonly ino: number;
   readonly mode: number;
   readonly nlink: number;
-  readonly uid = 0;
-  readonly gid = 0;
+  readonly uid: number;
+  readonly gid: number;
   readonly rdev = 0;
   readonly size: number;
   readonly blksize: number;
@@ -46,6 +46,8 @@ export class FlyfsStats extends TypedEntry {
     this.ino = a.inodeId;
     this.mode = typeBits(a.kind) | (a.mode & 0o7777);
     this.nlink = a.nlink;
+    this.uid = a.uid;
+    this.gid = a.gid;
     this.size = a.length;
     this.blksize = a.layout?.chunkSizeBytes ?? 4096;
     this.blocks = Math.ceil(a.length / 512);
