@@ -41,6 +41,8 @@ export const ErrorCodes = {
   FLYFS_ERR_FILE_TOO_LARGE: spec(2011, 'EFBIG', GrpcStatus.INVALID_ARGUMENT, 'file too large'),
   FLYFS_ERR_LOOP: spec(2012, 'ELOOP', GrpcStatus.FAILED_PRECONDITION, 'too many levels of symbolic links'),
   FLYFS_ERR_NOT_PERMITTED: spec(2013, 'EPERM', GrpcStatus.PERMISSION_DENIED, 'operation not permitted'),
+  FLYFS_ERR_NOT_HEAD: spec(2014, 'EAGAIN', GrpcStatus.UNAVAILABLE, 'this metaserver is not the chain head', true),
+  FLYFS_ERR_NOT_READABLE: spec(2015, 'EAGAIN', GrpcStatus.UNAVAILABLE, 'this metaserver cannot serve reads now', true),
 
   FLYFS_ERR_STALE_CHAIN_VERSION: spec(3000, 'ESTALE', GrpcStatus.ABORTED, 'chain version is stale', true),
   FLYFS_ERR_NOT_SERVING: spec(3001, 'EAGAIN', GrpcStatus.UNAVAILABLE, 'target is not serving', true),
@@ -67,6 +69,8 @@ export interface FlyfsErrorOptions {
   path?: string;
   dest?: string;
   syscall?: string;
+  /** Where to retry instead (an address), when the server knows. */
+  hint?: string;
 }
 
 /** An operating error: carries a registry code, the matching errno and the gRPC status. */
@@ -78,6 +82,7 @@ export class FlyfsError extends Error {
   path?: string;
   dest?: string;
   syscall?: string;
+  hint?: string;
 
   constructor(code: ErrorCode, detail?: string, options: FlyfsErrorOptions = {}) {
     const s = ErrorCodes[code];
@@ -90,6 +95,7 @@ export class FlyfsError extends Error {
     if (options.path !== undefined) this.path = options.path;
     if (options.dest !== undefined) this.dest = options.dest;
     if (options.syscall !== undefined) this.syscall = options.syscall;
+    if (options.hint !== undefined) this.hint = options.hint;
   }
 }
 

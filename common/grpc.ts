@@ -10,11 +10,15 @@ import { FlyfsError, flyfsError, isErrorCode } from './errors.js';
 import { limits } from './limits.js';
 import type { ProtoGrpcType as ManagementProto } from '../proto/gen/management.js';
 import type { ProtoGrpcType as MetadataProto } from '../proto/gen/metadata.js';
+import type { ProtoGrpcType as ReplicationProto } from '../proto/gen/replication.js';
 import type { ProtoGrpcType as StorageProto } from '../proto/gen/storage.js';
 
-export type { ManagementProto, MetadataProto, StorageProto };
+export type { ManagementProto, MetadataProto, ReplicationProto, StorageProto };
+type AllProtos = ManagementProto & MetadataProto & ReplicationProto & StorageProto;
 
 const CODE_KEY = 'flyfs-code';
+/** Where to go instead (the chain head's or a serving replica's address), when the server knows. */
+const HINT_KEY = 'flyfs-hint';
 
 function findProtoDir(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
@@ -31,15 +35,15 @@ const loaderOptions: protoLoader.Options = {
   keepCase: false, longs: Number, enums: String, defaults: true, oneofs: true,
 };
 
-let cached: (ManagementProto & MetadataProto & StorageProto) | undefined;
+let cached: AllProtos | undefined;
 
-export function loadProtos(): ManagementProto & MetadataProto & StorageProto {
+export function loadProtos(): AllProtos {
   if (cached) return cached;
   const protoDir = findProtoDir();
-  const def = protoLoader.loadSync(['management.proto', 'metadata.proto', 'storage.proto'], {
+  const def = protoLoader.loadSync(['management.proto', 'metadata.proto', 'replication.proto', 'storage.proto'], {
     ...loaderOptions, includeDirs: [protoDir],
   });
-  cached = grpc.loadPackageDefinition(def) as unknown as ManagementProto & MetadataProto & StorageProto;
+  cached = grpc.loadPackageDefinition(def) as unknown as AllProtos;
   return cached;
 }
 
@@ -78,6 +82,7 @@ export function toServiceError(err: unknown): grpc.ServiceError {
   const metadata = new grpc.Metadata();
   metadata.set(CODE_KEY, fe.code);
   if (fe.path !== undefined) metadata.set('flyfs-path', Buffer.from(fe.path).toString('base64'));
+  if (fe.hint !== undefined) metadata.set(HINT_KEY, fe.hint);
   return Object.assign(new Error(fe.message), {
     code: fe.grpcStatus, details: fe.message, metadata,
   }) as grpc.ServiceError;
@@ -93,6 +98,8 @@ export function fromServiceError(err: unknown): FlyfsError {
     const known = flyfsError(code, undefined, { cause: err });
     // Keep the server's message (it already carries the detail).
     known.message = details;
+    const hint = se.metadata?.get(HINT_KEY)[0];
+    if (typeof hint === 'string' && hint !== '') known.hint = hint;
     return known;
   }
   switch (se.code) {

@@ -50,15 +50,26 @@ export class ClusterMap implements ChainTableSource {
 
   private constructor(private readonly db: MetaDb, readonly leaseMs: number, readonly replicas: number, private readonly now: () => number) {}
 
+  /** create + takeOver, for one committer that is always the head (unit tests). */
   static async open(db: MetaDb, options: ClusterMapOptions): Promise<ClusterMap> {
+    const map = ClusterMap.create(db, options);
+    await map.takeOver();
+    return map;
+  }
+
+  /** A map over `db` whose manager term has not begun: `takeOver` begins it on a head. */
+  static create(db: MetaDb, options: ClusterMapOptions): ClusterMap {
     const replicas = options.replicas ?? 1;
     if (!Number.isSafeInteger(replicas) || replicas < 1 || replicas > metaserverLimits.replicasMax) {
       throw flyfsError('FLYFS_ERR_BAD_CONFIG', `replicas must be in [1, ${metaserverLimits.replicasMax}]`);
     }
-    const map = new ClusterMap(db, options.leaseMs, replicas, options.now ?? Date.now);
-    await db.commit((t) => openClusterMap(t));
-    map.grantGrace();
-    return map;
+    return new ClusterMap(db, options.leaseMs, replicas, options.now ?? Date.now);
+  }
+
+  /** Begins a manager term on a new head: the default table exists, every node gets a grace lease. */
+  async takeOver(): Promise<void> {
+    await this.db.commit((t) => openClusterMap(t));
+    this.grantGrace();
   }
 
   /** A new manager term (restart or takeover): every known node gets one fresh lease, and what

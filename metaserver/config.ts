@@ -26,6 +26,20 @@ export interface MetaserverConfig {
   sessionTimeoutMs: number;
   /** How often the session pruner looks for dead clients. Default metaserverDefaults.sessionPruneIntervalMs. */
   sessionPruneIntervalMs: number;
+  /** This metaserver's id in the chain, 1..metaservers. Default 1. */
+  replicaId: number;
+  /** How many metaservers the chain has (ids 1..n); a majority decides each epoch. Default 1. */
+  metaservers: number;
+  /** Peer addresses, 'id=host:port,id=host:port'. Default none (see peersDir). */
+  peers: string;
+  /** A folder where every metaserver publishes its address at start (flyfs up, tests). Default none. */
+  peersDir: string;
+  /** Chain heartbeat between metaservers. Default 100. */
+  chainHeartbeatMs: number;
+  /** A metaserver unheard this long is suspected failed. Default 600. */
+  chainSuspectMs: number;
+  /** How long a majority's grant lets a metaserver serve; a new epoch waits this long. Default 1000. */
+  chainLeaseMs: number;
 }
 
 export const metaserverDefaults = {
@@ -39,6 +53,13 @@ export const metaserverDefaults = {
   replicas: 1,
   sessionTimeoutMs: 60_000,
   sessionPruneIntervalMs: 5_000,
+  replicaId: 1,
+  metaservers: 1,
+  peers: '',
+  peersDir: '',
+  chainHeartbeatMs: 100,
+  chainSuspectMs: 600,
+  chainLeaseMs: 1_000,
 } as const;
 
 /** Bounds local to the metaserver. */
@@ -65,6 +86,11 @@ export const metaserverLimits = {
   addressBytesMax: 256,
   /** Targets of one chain. */
   replicasMax: 16,
+  /** Metaservers of the metadata chain. */
+  metaserversMax: 9,
+  chainHeartbeatMsMin: 5,
+  chainHeartbeatMsMax: 10_000,
+  chainLeaseMsMax: 60_000,
 } as const;
 
 // A client keeping to the default KeepAlive interval must not be pruned between two of its calls.
@@ -91,6 +117,12 @@ export function metaserverConfig(input: Partial<MetaserverConfig> & { dataDir: s
   checkInt('replicas', c.replicas, 1, metaserverLimits.replicasMax);
   checkInt('sessionTimeoutMs', c.sessionTimeoutMs, metaserverLimits.sessionTimeoutMsMin, metaserverLimits.sessionTimeoutMsMax);
   checkInt('sessionPruneIntervalMs', c.sessionPruneIntervalMs, metaserverLimits.sessionPruneIntervalMsMin, metaserverLimits.sessionPruneIntervalMsMax);
+  checkInt('metaservers', c.metaservers, 1, metaserverLimits.metaserversMax);
+  checkInt('replicaId', c.replicaId, 1, c.metaservers);
+  checkInt('chainHeartbeatMs', c.chainHeartbeatMs, metaserverLimits.chainHeartbeatMsMin, metaserverLimits.chainHeartbeatMsMax);
+  checkInt('chainSuspectMs', c.chainSuspectMs, 2 * c.chainHeartbeatMs, metaserverLimits.chainLeaseMsMax);
+  checkInt('chainLeaseMs', c.chainLeaseMs, 2 * c.chainHeartbeatMs, metaserverLimits.chainLeaseMsMax);
+  parsePeers(c.peers, c.metaservers);
   try { validateChunkSize(c.rootChunkSizeBytes); } catch (err) { bad(`rootChunkSizeBytes: ${(err as Error).message}`); }
   return c;
 }
@@ -100,7 +132,33 @@ const flagToKey: Record<string, keyof MetaserverConfig> = {
   '--lease-ms': 'leaseMs', '--chunk-size': 'rootChunkSizeBytes', '--stripe': 'rootStripe', '--gc-interval-ms': 'gcIntervalMs',
   '--replicas': 'replicas',
   '--session-timeout-ms': 'sessionTimeoutMs', '--session-prune-interval-ms': 'sessionPruneIntervalMs',
+  '--replica-id': 'replicaId', '--metaservers': 'metaservers', '--peers': 'peers', '--peers-dir': 'peersDir',
+  '--chain-heartbeat-ms': 'chainHeartbeatMs', '--chain-suspect-ms': 'chainSuspectMs', '--chain-lease-ms': 'chainLeaseMs',
 };
+
+const stringKeys: ReadonlySet<keyof MetaserverConfig> = new Set(['dataDir', 'host', 'peers', 'peersDir']);
+
+/** 'id=host:port,...' -> id -> address. */
+export function parsePeers(text: string, metaservers: number): Map<number, string> {
+  const out = new Map<number, string>();
+  if (text === '') return out;
+  for (const part of text.split(',')) {
+    const m = /^(\d+)=([^\s=,]+:\d{1,5})$/.exec(part.trim());
+    if (m === null) bad(`peers: '${part}' is not id=host:port`);
+    const id = Number(m[1]);
+    if (id < 1 || id > metaservers || out.has(id)) bad(`peers: bad or repeated id ${id}`);
+    out.set(id, m[2]!);
+  }
+  return out;
+}
+
+/** The chain core's timing, derived from the three configured times. */
+export function chainTiming(c: MetaserverConfig): { heartbeatMs: number; suspectMs: number; leaseMs: number; candidateStaggerMs: number; proposalTimeoutMs: number; retransmitMs: number } {
+  return {
+    heartbeatMs: c.chainHeartbeatMs, suspectMs: c.chainSuspectMs, leaseMs: c.chainLeaseMs,
+    candidateStaggerMs: 2 * c.chainHeartbeatMs, proposalTimeoutMs: 3 * c.chainSuspectMs + c.chainLeaseMs, retransmitMs: 2 * c.chainHeartbeatMs,
+  };
+}
 
 function parseNumber(flag: string, text: string): number {
   if (!/^\d+$/.test(text)) bad(`${flag} expects a non-negative integer, got '${text}'`);
@@ -120,8 +178,8 @@ export function parseMetaserverArgs(argv: readonly string[]): MetaserverConfig {
     if (flag !== arg) value = arg.slice(eq + 1);
     else { value = argv[i + 1]; i++; }
     if (value === undefined || value.length === 0) bad(`${flag} needs a value`);
-    if (key === 'dataDir' || key === 'host') out[key] = value;
-    else out[key] = parseNumber(flag, value);
+    if (stringKeys.has(key)) (out as Record<string, unknown>)[key] = value;
+    else (out as Record<string, unknown>)[key] = parseNumber(flag, value);
   }
   if (out.dataDir === undefined) bad('--data DIR is required');
   return metaserverConfig({ ...out, dataDir: out.dataDir });

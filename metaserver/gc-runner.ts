@@ -13,6 +13,8 @@ export interface GcRunnerOptions {
   intervalMs: number;
   now?: () => number;
   logger?: Logger;
+  /** Timed passes run only while this holds (the chain head). */
+  active?: () => boolean;
 }
 
 export class GcRunner {
@@ -21,7 +23,7 @@ export class GcRunner {
 
   constructor(private readonly o: GcRunnerOptions) {
     this.now = o.now ?? Date.now;
-    this.periodic = new Periodic({ intervalMs: o.intervalMs, pass: () => this.pass(), logger: o.logger, what: 'gc pass' });
+    this.periodic = new Periodic({ intervalMs: o.intervalMs, pass: () => this.pass(), logger: o.logger, what: 'gc pass', active: o.active });
   }
 
   start(): void { this.periodic.start(); }

@@ -3,15 +3,17 @@ import type { FastifyInstance } from 'fastify';
 import { buildHttpApp } from '../common/http.js';
 import type { MetricsRegistry } from '../common/metrics.js';
 import type { ClusterMap, RoutingInfo } from './cluster-map.js';
+import type { MetaReplica } from './replication/replica.js';
 import type { MetaStore } from './store.js';
 
-export interface MetaHttpDeps { store: MetaStore; clusterMap: ClusterMap; metrics: MetricsRegistry; grpcAddress: () => string }
+export interface MetaHttpDeps { store: MetaStore; clusterMap: ClusterMap; replica: MetaReplica; metrics: MetricsRegistry; grpcAddress: () => string }
 
 export function metaserverStatus(d: MetaHttpDeps): unknown {
   const r = d.clusterMap.snapshot();
   return {
     role: 'metaserver',
     grpcAddress: d.grpcAddress(),
+    chain: d.replica.status(),
     routingVersion: r.version,
     nodes: r.nodes.map((n) => ({ nodeId: n.nodeId, role: n.role, state: n.state, grpcAddress: n.grpcAddress, leaseExpiresMs: n.leaseExpiresMs })),
     targets: r.targets.map((t) => ({ targetId: t.targetId, nodeId: t.nodeId, chainId: t.chainId, state: t.state, usedBytes: t.usedBytes, capacityBytes: t.capacityBytes })),
@@ -26,7 +28,7 @@ export function buildMetaserverHttp(d: MetaHttpDeps): FastifyInstance {
   return buildHttpApp({
     role: 'metaserver',
     metrics: d.metrics,
-    health: () => ({ ok: true }),
+    health: () => ({ ok: true, chainRole: d.replica.status().role }),
     status: () => metaserverStatus(d),
     extend: (app) => {
       app.get('/dashboard', async (_req, reply) => {

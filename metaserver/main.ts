@@ -2,13 +2,19 @@
 import { pathToFileURL } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { bindServer, createServer, grpc, loadProtos, shutdownServer } from '../common/grpc.js';
+import { flyfsError } from '../common/errors.js';
 import { listenHttp } from '../common/http.js';
+import { ROOT_INODE_ID } from '../common/ids.js';
 import { createLogger, silentLogger, type Logger } from '../common/log.js';
 import { MetricsRegistry } from '../common/metrics.js';
 import { announceReady, stopOnSignals } from '../common/ready.js';
 import { grpcChunkRemover } from './chunk-remover.js';
 import { ClusterMap } from './cluster-map.js';
-import { metaserverConfig, parseMetaserverArgs, type MetaserverConfig } from './config.js';
+import { chainTiming, metaserverConfig, parseMetaserverArgs, parsePeers, type MetaserverConfig } from './config.js';
+import { openMetaEnv, type MetaEnv } from './db.js';
+import { GrpcReplicaTransport, PeerDirectory, publishPeerAddress } from './replication/peers.js';
+import { MetaReplica } from './replication/replica.js';
+import { replicationHandlers } from './replication/service.js';
 import { GcRunner } from './gc-runner.js';
 import { SessionPruner } from './session-pruner.js';
 import { buildMetaserverHttp } from './http.js';
@@ -32,6 +38,7 @@ export interface BuiltMetaserver {
   readonly config: MetaserverConfig;
   readonly store: MetaStore;
   readonly clusterMap: ClusterMap;
+  readonly replica: MetaReplica;
   readonly metrics: MetricsRegistry;
   readonly gc: GcRunner;
   readonly sessions: SessionPruner;
@@ -51,6 +58,7 @@ export interface RunningMetaserver {
   readonly httpPort: number;
   readonly store: MetaStore;
   readonly clusterMap: ClusterMap;
+  readonly replica: MetaReplica;
   stop(): Promise<void>;
 }
 
@@ -58,8 +66,21 @@ export async function buildMetaserver(input: MetaserverConfig, options: Metaserv
   const config = metaserverConfig(input);
   const logger = options.logger ?? silentLogger();
   const now = options.now ?? Date.now;
-  const store = await MetaStore.open({ dataDir: config.dataDir, rootChunkSizeBytes: config.rootChunkSizeBytes, rootStripe: config.rootStripe, now });
-  const clusterMap = await ClusterMap.open(store.db, { leaseMs: config.leaseMs, replicas: config.replicas, now });
+  const env: MetaEnv = openMetaEnv(config.dataDir);
+  const members = Array.from({ length: config.metaservers }, (_, i) => i + 1);
+  const peers = new PeerDirectory({ static: parsePeers(config.peers, config.metaservers), dir: config.peersDir === '' ? undefined : config.peersDir });
+  const transport = new GrpcReplicaTransport(config.replicaId, peers, logger);
+  const replica = new MetaReplica({ env, self: config.replicaId, members, timing: chainTiming(config), transport, logger: logger.child({ replica: config.replicaId }) });
+  const store = MetaStore.create(replica.db, { rootChunkSizeBytes: config.rootChunkSizeBytes, rootStripe: config.rootStripe, now });
+  const clusterMap = ClusterMap.create(replica.db, { leaseMs: config.leaseMs, replicas: config.replicas, now });
+  // A new head begins its terms: the namespace root and the default chain table exist, every
+  // known node and client gets a grace period before it can be declared dead.
+  replica.onServingHead(() => {
+    store.liveness.clear();
+    void Promise.all([store.ensureRoot(), clusterMap.takeOver()]).catch((err: unknown) => {
+      logger.warn({ err: (err as Error).message }, 'head start-up mutations failed');
+    });
+  });
   store.setChainTables(clusterMap);
   const grpcRemover = options.removeChunks === undefined ? grpcChunkRemover(clusterMap) : undefined;
   const remover = options.removeChunks ?? grpcRemover!.remove;
@@ -68,18 +89,23 @@ export async function buildMetaserver(input: MetaserverConfig, options: Metaserv
   const metrics = new MetricsRegistry();
   metrics.gauge('flyfs_meta_inodes', 'Inodes in the namespace.').track({}, () => store.inodeCount());
   metrics.gauge('flyfs_meta_gc_pending', 'Removed files whose chunks are still queued for removal.').track({}, () => store.gcCount());
-  const gc = new GcRunner({ store, remover, intervalMs: config.gcIntervalMs, now, logger });
-  const sessions = new SessionPruner({ store, intervalMs: config.sessionPruneIntervalMs, timeoutMs: config.sessionTimeoutMs, now, logger });
+  const active = (): boolean => replica.isServingHead();
+  const gc = new GcRunner({ store, remover, intervalMs: config.gcIntervalMs, now, logger, active });
+  const sessions = new SessionPruner({ store, intervalMs: config.sessionPruneIntervalMs, timeoutMs: config.sessionTimeoutMs, now, logger, active });
   const grpcServer = createServer();
   const protos = loadProtos();
-  grpcServer.addService(protos.flyfs.v1.Management.service, managementHandlers({ store, clusterMap, metrics }));
-  grpcServer.addService(protos.flyfs.v1.Metadata.service, metadataHandlers({ store, clusterMap, metrics }));
+  grpcServer.addService(protos.flyfs.v1.Management.service, managementHandlers({ store, clusterMap, replica, metrics }));
+  grpcServer.addService(protos.flyfs.v1.Metadata.service, metadataHandlers({ store, clusterMap, replica, metrics }));
+  grpcServer.addService(protos.flyfs.v1.Replication.service, replicationHandlers(replica, config.replicaId, members));
   let grpcAddress = '';
-  const http = buildMetaserverHttp({ store, clusterMap, metrics, grpcAddress: () => grpcAddress });
+  const http = buildMetaserverHttp({ store, clusterMap, replica, metrics, grpcAddress: () => grpcAddress });
   return {
-    config, store, clusterMap, metrics, gc, sessions, grpcServer, http, logger,
+    config, store, clusterMap, replica, metrics, gc, sessions, grpcServer, http, logger,
     setGrpcAddress(address) { grpcAddress = address; },
-    async dispose() { await gc.stop(); await sessions.stop(); grpcRemover?.close(); await store.close(); },
+    async dispose() {
+      await gc.stop(); await sessions.stop(); await replica.stop();
+      transport.close(); grpcRemover?.close(); await env.close();
+    },
   };
 }
 
@@ -99,15 +125,21 @@ export async function startMetaserver(config: MetaserverConfig, options: Metaser
   }
   const grpcAddress = `${c.host}:${grpcPort}`;
   built.setGrpcAddress(grpcAddress);
+  if (c.peersDir !== '') publishPeerAddress(c.peersDir, { replicaId: c.replicaId, grpcAddress, httpAddress: `${c.host}:${httpPort}`, pid: process.pid });
+  built.replica.start();
   built.gc.start();
   built.sessions.start();
-  // Publishes lease expiries even when nobody asks for routing info.
-  const ticker = setInterval(() => { void built.clusterMap.refresh().catch(() => undefined); }, Math.max(50, Math.floor(c.leaseMs / 4)));
+  // Publishes lease expiries even when nobody asks for routing info (the head's work).
+  const ticker = setInterval(() => {
+    if (built.replica.isServingHead()) void built.clusterMap.refresh().catch(() => undefined);
+  }, Math.max(50, Math.floor(c.leaseMs / 4)));
   ticker.unref();
+  // Alone, this metaserver is its own chain: it is up once it heads it and the namespace has a root.
+  if (c.metaservers === 1) await waitFor(() => built.replica.isServingHead() && built.store.statInode(ROOT_INODE_ID) !== undefined, soloStartMsMax);
   built.logger.info({ grpcAddress, httpPort, dataDir: c.dataDir }, 'metaserver listening');
   let stopping: Promise<void> | undefined;
   return {
-    grpcAddress, httpAddress: `${c.host}:${httpPort}`, grpcPort, httpPort, store: built.store, clusterMap: built.clusterMap,
+    grpcAddress, httpAddress: `${c.host}:${httpPort}`, grpcPort, httpPort, store: built.store, clusterMap: built.clusterMap, replica: built.replica,
     stop() {
       stopping ??= (async () => {
         clearInterval(ticker);
@@ -118,6 +150,16 @@ export async function startMetaserver(config: MetaserverConfig, options: Metaser
       return stopping;
     },
   };
+}
+
+const soloStartMsMax = 10_000;
+
+async function waitFor(cond: () => boolean, timeoutMs: number): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > until) throw flyfsError('FLYFS_ERR_TIMEOUT', `metaserver did not start heading its chain within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
 }
 
 export async function runMetaserverCli(argv: string[]): Promise<void> {

@@ -7,11 +7,15 @@ export class Periodic {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<number> | undefined;
 
-  constructor(private readonly o: { intervalMs: number; pass: () => Promise<number>; logger?: Logger | undefined; what: string }) {}
+  /** `active`: whether timed passes run now (on a metaserver, only the chain head works the queues). */
+  constructor(private readonly o: { intervalMs: number; pass: () => Promise<number>; logger?: Logger | undefined; what: string; active?: (() => boolean) | undefined }) {}
 
   start(): void {
     if (this.timer !== undefined) return;
-    this.timer = setInterval(() => { void this.runOnce().catch((err: unknown) => this.o.logger?.warn({ err }, `${this.o.what} failed`)); }, this.o.intervalMs);
+    this.timer = setInterval(() => {
+      if (this.o.active !== undefined && !this.o.active()) return;
+      void this.runOnce().catch((err: unknown) => this.o.logger?.warn({ err }, `${this.o.what} failed`));
+    }, this.o.intervalMs);
     this.timer.unref();
   }
 

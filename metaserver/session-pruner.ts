@@ -13,6 +13,9 @@ export class ClientLiveness {
 
   constructor(private readonly clientsMax: number) {}
 
+  /** A new head's term: nobody has been heard yet, so everybody gets one timeout of grace. */
+  clear(): void { this.lastHeardMs.clear(); }
+
   heard(clientId: string, nowMs: number): void {
     if (!this.lastHeardMs.has(clientId) && this.lastHeardMs.size >= this.clientsMax) {
       throw flyfsError('FLYFS_ERR_LIMIT', `more than ${this.clientsMax} clients keep sessions alive`);
@@ -42,6 +45,8 @@ export interface SessionPrunerOptions {
   timeoutMs: number;
   now?: () => number;
   logger?: Logger;
+  /** Timed passes run only while this holds (the chain head). */
+  active?: () => boolean;
 }
 
 export class SessionPruner {
@@ -50,7 +55,7 @@ export class SessionPruner {
 
   constructor(private readonly o: SessionPrunerOptions) {
     this.now = o.now ?? Date.now;
-    this.periodic = new Periodic({ intervalMs: o.intervalMs, pass: () => this.pass(), logger: o.logger, what: 'session prune' });
+    this.periodic = new Periodic({ intervalMs: o.intervalMs, pass: () => this.pass(), logger: o.logger, what: 'session prune', active: o.active });
   }
 
   start(): void { this.periodic.start(); }

@@ -1,6 +1,7 @@
-// The namespace store: validates domain arguments, runs each mutation as one child transaction
-// of a group commit, and remembers (clientId, requestId) results so retries are idempotent.
-// It knows nothing of gRPC; the service converts wire messages before calling it.
+// The namespace store: validates domain arguments, runs each mutation through the committer it
+// is given (the metadata chain in a metaserver), and remembers (clientId, requestId) results so
+// retries are idempotent. Reads see committed state. It knows nothing of gRPC; the service
+// converts wire messages before calling it.
 import { FlyfsError, flyfsError } from '../common/errors.js';
 import { ROOT_INODE_ID, inodeId as toInodeId, sessionId as toSessionId, type InodeId } from '../common/ids.js';
 import { validateChunkSize, validateRange } from '../common/layout.js';
@@ -8,7 +9,7 @@ import { limits } from '../common/limits.js';
 import { splitPath, validateName } from '../common/names.js';
 import { metaserverLimits } from './config.js';
 import { openMetaDb, type MetaDb } from './db.js';
-import { nextCounter, type MetaTables } from './tables.js';
+import { nextCounter, savepoint, type MetaTables } from './tables.js';
 import { closeOp } from './ops/close.js';
 import { linkOp } from './ops/link.js';
 import { mkdirOp } from './ops/mkdir.js';
@@ -31,7 +32,6 @@ import {
 } from './types.js';
 
 export interface MetaStoreOptions {
-  dataDir: string;
   rootChunkSizeBytes: number;
   rootStripe: number;
   now?: () => number;
@@ -56,7 +56,7 @@ export class MetaStore {
   /** When each client holding sessions was last heard (memory only: a restart hears everyone anew). */
   readonly liveness = new ClientLiveness(metaserverLimits.keepAliveClientsMax);
 
-  private constructor(db: MetaDb, options: MetaStoreOptions) {
+  private constructor(db: MetaDb, private readonly options: MetaStoreOptions) {
     this.db = db;
     this.now = options.now ?? Date.now;
     this.tables = options.chainTables ?? noTables;
@@ -64,33 +64,47 @@ export class MetaStore {
     this.trimmer = options.trimChunk;
   }
 
-  static async open(options: MetaStoreOptions): Promise<MetaStore> {
+  /** A store over `db`; the namespace gets its root once `ensureRoot` runs on a head. */
+  static create(db: MetaDb, options: MetaStoreOptions): MetaStore {
     validateChunkSize(options.rootChunkSizeBytes);
-    const store = new MetaStore(openMetaDb(options.dataDir), options);
-    await store.ensureRoot(options);
+    return new MetaStore(db, options);
+  }
+
+  /** A store of its own over `dataDir`, unreplicated (unit tests of the namespace alone). */
+  static async open(options: MetaStoreOptions & { dataDir: string }): Promise<MetaStore> {
+    const db = openMetaDb(options.dataDir);
+    const store = MetaStore.create(db, options);
+    store.closeDb = () => db.close();
+    await store.ensureRoot();
     return store;
   }
 
-  setChainTables(tables: ChainTableSource): void { this.tables = tables; }
-  setChunkRemover(remover: ChunkRemover): void { this.remover = remover; }
-  setChunkTrimmer(trimmer: ChunkTrimmer | undefined): void { this.trimmer = trimmer; }
+  private closeDb: (() => Promise<void>) | undefined;
 
-  private async ensureRoot(options: MetaStoreOptions): Promise<void> {
+  /** Closes the database if this store opened it. */
+  async close(): Promise<void> { await this.closeDb?.(); }
+
+  /** Creates the root directory if it is missing (idempotent; a new head runs it). */
+  async ensureRoot(): Promise<void> {
     if (getInode(this.db, ROOT_INODE_ID) !== undefined) return;
     const t = this.now();
+    const o = this.options;
     await this.db.commit((db) => {
       if (getInode(db, ROOT_INODE_ID) !== undefined) return;
       const root: InodeRecord = {
         inodeId: ROOT_INODE_ID, kind: 'dir', mode: 0o755, nlink: 2, length: 0, uid: 0, gid: 0, writeSessions: 0,
         ctimeMs: t, mtimeMs: t, atimeMs: t, birthtimeMs: t, parentId: ROOT_INODE_ID,
-        layoutPolicy: { chunkSizeBytes: options.rootChunkSizeBytes, stripe: Math.min(options.rootStripe, limits.stripeMax), chainTableId: 1 },
+        layoutPolicy: { chunkSizeBytes: o.rootChunkSizeBytes, stripe: Math.min(o.rootStripe, limits.stripeMax), chainTableId: 1 },
       };
       db.inodes.putSync(ROOT_INODE_ID, root);
       db.counters.putSync('inode', 1);
     });
   }
 
-  async close(): Promise<void> { await this.db.close(); }
+  setChainTables(tables: ChainTableSource): void { this.tables = tables; }
+  setChunkRemover(remover: ChunkRemover): void { this.remover = remover; }
+  setChunkTrimmer(trimmer: ChunkTrimmer | undefined): void { this.trimmer = trimmer; }
+
 
   // ---- reads ----
 
@@ -284,7 +298,7 @@ export class MetaStore {
 
   /** Runs a namespace operation as a mutation, against the tables the commit hands it. */
   private run<T>(op: string, ctx: RequestContext | undefined, fn: (t: MetaTables) => T): Promise<T> {
-    return this.mutate(op, ctx, () => fn(this.db));
+    return this.mutate(op, ctx, fn);
   }
 
   private requestKey(ctx: RequestContext | undefined): [string, number] | undefined {
@@ -302,16 +316,18 @@ export class MetaStore {
   }
 
   /** Runs `fn` in the group commit; with a request id, records its result (or its permanent error). */
-  private async mutate<T>(op: string, ctx: RequestContext | undefined, fn: () => T): Promise<T> {
+  private async mutate<T>(op: string, ctx: RequestContext | undefined, fn: (t: MetaTables) => T): Promise<T> {
     const key = this.requestKey(ctx);
     if (key === undefined) return this.db.commit(fn);
-    const outcome = await this.db.commit((): { ok: true; value: T } | { ok: false; err: unknown } => {
-      const prior = this.db.requests.get(key) as RequestRecord | undefined;
+    const outcome = await this.db.commit((t): { ok: true; value: T } | { ok: false; err: unknown } => {
+      // Seen also when the first attempt is still uncommitted in the log (the head's view holds it).
+      const prior = t.requests.get(key) as RequestRecord | undefined;
       if (prior !== undefined) return { ok: true, value: replay<T>(prior, op) };
       let rec: RequestRecord;
       let result: { ok: true; value: T } | { ok: false; err: unknown };
       try {
-        const value = this.db.env.transactionSync(fn);
+        // A failing operation leaves none of its writes; its failure is remembered below.
+        const value = savepoint(t, () => fn(t));
         result = { ok: true, value };
         rec = { seq: 0, op, ok: true, value };
       } catch (err) {
@@ -320,22 +336,23 @@ export class MetaStore {
         result = { ok: false, err };
         rec = { seq: 0, op, ok: false, value: null, code: err.code, message: err.message };
       }
-      this.remember(key, rec);
+      remember(t, key, rec);
       return result;
     });
     if (!outcome.ok) throw outcome.err;
     return outcome.value;
   }
 
-  private remember(key: [string, number], rec: RequestRecord): void {
-    const seq = nextCounter(this.db, 'request');
-    this.db.requests.putSync(key, { ...rec, seq });
-    this.db.requestOrder.putSync(seq, key);
-    const oldest = seq - metaserverLimits.requestCacheEntriesMax;
-    if (oldest > 0) {
-      const old = this.db.requestOrder.get(oldest) as [string, number] | undefined;
-      if (old !== undefined) { this.db.requests.removeSync(old); this.db.requestOrder.removeSync(oldest); }
-    }
+}
+
+function remember(t: MetaTables, key: [string, number], rec: RequestRecord): void {
+  const seq = nextCounter(t, 'request');
+  t.requests.putSync(key, { ...rec, seq });
+  t.requestOrder.putSync(seq, key);
+  const oldest = seq - metaserverLimits.requestCacheEntriesMax;
+  if (oldest > 0) {
+    const old = t.requestOrder.get(oldest) as [string, number] | undefined;
+    if (old !== undefined) { t.requests.removeSync(old); t.requestOrder.removeSync(oldest); }
   }
 }
 

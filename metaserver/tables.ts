@@ -39,3 +39,18 @@ export function nextCounter(t: MetaTables, name: string, floor = 0): number {
   t.counters.putSync(name, next);
   return next;
 }
+
+const savepointKey = Symbol('flyfs.savepoint');
+
+/** Tables that can undo part of one mutation's writes. */
+export function withSavepoint<T extends object>(t: T, savepoint: <R>(fn: () => R) => R): T {
+  Object.defineProperty(t, savepointKey, { value: savepoint, enumerable: false });
+  return t;
+}
+
+/** Runs `fn` inside the mutation that `t` belongs to; if it throws, its writes are undone. */
+export function savepoint<R>(t: MetaTables, fn: () => R): R {
+  const sp = (t as unknown as { [savepointKey]?: <X>(fn: () => X) => X })[savepointKey];
+  if (sp === undefined) throw new Error('assertion failed: savepoint outside a mutation');
+  return sp(fn);
+}

@@ -79,6 +79,7 @@ export class ChainCore<P> {
 
   // Volatile.
   private nowMs: number;
+  private readonly bootMs: number;
   /** This node's log matches the current epoch head's log through here. */
   private validThrough: LogIndex;
   private readonly lastHeardMs = new Map<ReplicaId, number>();
@@ -117,6 +118,7 @@ export class ChainCore<P> {
     assert(this.promised >= this.config.epoch, 'promised is at least the configured epoch');
     assert(this.commitIndex >= this.logStart && this.commitIndex <= this.lastIndex(), 'commit index inside the log');
     this.nowMs = nowMs;
+    this.bootMs = nowMs;
     this.validThrough = this.commitIndex;
     this.highestSeenEpoch = this.promised;
     // Everybody gets one suspicion period of grace after a (re)start.
@@ -429,7 +431,9 @@ export class ChainCore<P> {
     p.config = config;
     p.lastSendMs = this.nowMs;
     // Old leases were granted before the promises that ended them: wait one lease before serving.
-    this.readyAtMs = this.nowMs + this.o.leaseMs;
+    // With no chain before (a new cluster) or no other member, nobody else can hold one.
+    const noOtherLease = this.config.chain.length === 0 || this.o.members.length === 1;
+    this.readyAtMs = noOtherLease ? this.nowMs : this.nowMs + this.o.leaseMs;
     this.adopt(config);
     p.accepted.add(this.o.self);
     for (const m of this.others()) this.send(m, { kind: 'accept', proposal: config });
@@ -480,8 +484,9 @@ export class ChainCore<P> {
       return;
     }
     const head = this.config.chain[0];
-    const patience = this.o.suspectMs + this.succession() * this.o.candidateStaggerMs;
-    if (head === undefined || !this.heardWithin(head, patience)) this.startCandidacy(undefined);
+    const stagger = this.succession() * this.o.candidateStaggerMs;
+    // A new cluster: the members elect in rank order, one stagger apart, from their start.
+    if (head === undefined ? this.nowMs - this.bootMs >= stagger : !this.heardWithin(head, this.o.suspectMs + stagger)) this.startCandidacy(undefined);
   }
 
   private caughtUp(m: ReplicaId): boolean {

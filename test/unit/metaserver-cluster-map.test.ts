@@ -7,7 +7,7 @@ import type { LocalTargetState } from '../../metaserver/target-states.js';
 import { openMetaDb, type MetaDb } from '../../metaserver/db.js';
 
 let dir: string;
-let db: MetaDb;
+let db: ReturnType<typeof openMetaDb>;
 let clock = 10_000;
 const now = (): number => clock;
 const leaseMs = 1_000;

@@ -96,7 +96,7 @@ class Replica {
   alive = true;
   incarnation = 0;
   private pending: Batch[] = [];
-  private waiters = new Map<LogIndex, Request>();
+  private waiters = new Map<LogIndex, { r: Request; epoch: Epoch }>();
   private nextSnapshot: AppliedState | undefined;
   private reads: Array<{ r: Request; barrier: LogIndex }> = [];
 
@@ -169,7 +169,7 @@ class Replica {
     const res = this.core.propose(payload, now);
     if (!res.ok) fail('propose refused after canPropose');
     this.sim.noteAppend(this.id, this.core.chainConfig().epoch);
-    this.waiters.set(res.index, r);
+    this.waiters.set(res.index, { r, epoch: this.core.chainConfig().epoch });
     this.flush();
   }
 
@@ -220,12 +220,13 @@ class Replica {
       const w = this.waiters.get(e.index);
       if (w === undefined) continue;
       this.waiters.delete(e.index);
-      this.reply({ clientId: w.clientId, requestId: w.requestId, ok: true });
+      // The entry committed at this index may be another head's (ours was replaced): that is no answer.
+      this.reply({ clientId: w.r.clientId, requestId: w.r.requestId, ok: w.epoch === e.epoch });
     }
     for (const ef of b.ready.effects) {
       if (ef.kind === 'role') this.sim.trace(`replica ${this.id} role ${ef.role} epoch ${ef.epoch} ${JSON.stringify(this.core.chainConfig())}`);
       if (ef.kind === 'role' && ef.role !== 'head' && ef.role !== 'candidate') {
-        for (const w of this.waiters.values()) this.reply({ clientId: w.clientId, requestId: w.requestId, ok: false, hint: this.core.chainConfig().chain[0] });
+        for (const w of this.waiters.values()) this.reply({ clientId: w.r.clientId, requestId: w.r.requestId, ok: false, hint: this.core.chainConfig().chain[0] });
         this.waiters.clear();
       }
       if (ef.kind === 'fetchSnapshot') this.sim.fetchSnapshot(this.id, ef.from);
