@@ -1,6 +1,8 @@
 // The client's side of the metaserver: Metadata and Management over gRPC, converting wire
-// messages to the client's domain types at the edge. Retryable failures (a metaserver that is
-// restarting, UNAVAILABLE) are retried across the given addresses within the deadline.
+// messages to the client's domain types at the edge. The metaservers form a chain: writes go to
+// its head, reads to a replica serving committed state. Retryable failures (a head change,
+// NOT_HEAD with a hint of the new head, a restarting metaserver) are retried across the given
+// addresses within the deadline, with the same request id, so a retried mutation applies once.
 import { callUnary, grpc, loadProtos, channelOptions } from '../common/grpc.js';
 import { FlyfsError, flyfsError } from '../common/errors.js';
 import { limits } from '../common/limits.js';
@@ -82,10 +84,16 @@ function refToWire(ref: FileRef): { path: string; inodeId: number } {
   return 'path' in ref ? { path: ref.path, inodeId: 0 } : { path: '', inodeId: ref.inodeId };
 }
 
+/** First pause after a round of refusals, and the longest. */
+const metaRetryPauseMs = 25;
+const metaRetryPauseMsMax = 400;
+
 export class MetadataClient {
   private readonly metadata: GrpcMetadataClient[];
   private readonly management: GrpcManagementClient[];
-  private preferred = 0;
+  private readonly addresses: readonly string[];
+  /** Where writes went last (the head) and where reads went last (a serving replica). */
+  private readonly preferred = { head: 0, read: 0 };
   private nextRequestId = 1;
   readonly clientId: string;
   private readonly deadlineMs: number;
@@ -100,6 +108,7 @@ export class MetadataClient {
     const creds = grpc.credentials.createInsecure();
     this.metadata = addresses.map((a) => new protos.flyfs.v1.Metadata(a, creds, channelOptions));
     this.management = addresses.map((a) => new protos.flyfs.v1.Management(a, creds, channelOptions));
+    this.addresses = [...addresses];
     this.clientId = clientId;
     this.deadlineMs = options.deadlineMs ?? limits.rpcDeadlineMsDefault;
     this.keepAliveIntervalMs = options.keepAliveIntervalMs ?? limits.keepAliveIntervalMsDefault;
@@ -109,30 +118,44 @@ export class MetadataClient {
     return { clientId: this.clientId, requestId: this.nextRequestId++ };
   }
 
-  /** Calls one method on the preferred replica, moving on to the others while the failure is retryable. */
-  private async call<C extends grpc.Client, Res>(clients: C[], invoke: (c: C, deadlineMs: number) => Promise<Res>): Promise<Res> {
+  /**
+   * Calls one method where it belongs (`to`: the head, or a replica that reads), moving on while
+   * the failure is retryable: to the replica the refusal names, else to the next, until the deadline.
+   */
+  private async call<C extends grpc.Client, Res>(clients: C[], to: 'head' | 'read', invoke: (c: C, deadlineMs: number) => Promise<Res>): Promise<Res> {
     const deadline = Date.now() + this.deadlineMs;
     let lastErr: FlyfsError | undefined;
-    for (let attempt = 0; attempt <= limits.rpcRetriesMax; attempt++) {
-      const i = (this.preferred + attempt) % clients.length;
+    let i = this.preferred[to];
+    for (let attempt = 0; ; attempt++) {
       const left = deadline - Date.now();
       if (left <= 0) break;
       try {
         const res = await invoke(clients[i]!, left);
-        this.preferred = i;
+        this.preferred[to] = i;
         return res;
       } catch (err) {
         const fe = err instanceof FlyfsError ? err : flyfsError('FLYFS_ERR_INTERNAL', String(err), { cause: err });
         if (!fe.retryable) throw fe;
         lastErr = fe;
-        await new Promise((r) => setTimeout(r, Math.min(50 * 2 ** attempt, 1000, Math.max(0, deadline - Date.now()))));
+        const hinted = fe.hint === undefined ? -1 : this.addresses.indexOf(fe.hint);
+        const next = hinted >= 0 && hinted !== i ? hinted : (i + 1) % clients.length;
+        // A hint is tried at once; a full round of refusals backs off (an election is under way).
+        if (hinted < 0 || hinted === i) {
+          const pauseMs = Math.min(metaRetryPauseMs * 2 ** Math.floor(attempt / clients.length), metaRetryPauseMsMax);
+          await new Promise((r) => setTimeout(r, Math.min(pauseMs, Math.max(0, deadline - Date.now()))));
+        }
+        i = next;
       }
     }
     throw lastErr ?? flyfsError('FLYFS_ERR_TIMEOUT', 'metaserver did not answer in time');
   }
 
   private meta<Res>(invoke: (c: GrpcMetadataClient, deadlineMs: number) => Promise<Res>): Promise<Res> {
-    return this.call(this.metadata, invoke);
+    return this.call(this.metadata, 'head', invoke);
+  }
+
+  private metaRead<Res>(invoke: (c: GrpcMetadataClient, deadlineMs: number) => Promise<Res>): Promise<Res> {
+    return this.call(this.metadata, 'read', invoke);
   }
 
   async mkdir(path: string, options: { recursive: boolean; mode: number; chunkSizeBytes?: number; stripe?: number }): Promise<InodeAttrs> {
@@ -153,7 +176,7 @@ export class MetadataClient {
 
   /** With noFollow (lstat) a symlink in the last component is not followed. */
   async stat(path: string, options: { noFollow?: boolean } = {}): Promise<InodeAttrs> {
-    const r = await this.meta((c, d) => callUnary(c, c.Stat, { path, noFollow: options.noFollow ?? false }, d));
+    const r = await this.metaRead((c, d) => callUnary(c, c.Stat, { path, noFollow: options.noFollow ?? false }, d));
     return toAttrs(r.inode);
   }
 
@@ -163,7 +186,7 @@ export class MetadataClient {
   }
 
   async readlink(path: string): Promise<string> {
-    return (await this.meta((c, d) => callUnary(c, c.Readlink, { path }, d))).target;
+    return (await this.metaRead((c, d) => callUnary(c, c.Readlink, { path }, d))).target;
   }
 
   async link(existingPath: string, newPath: string): Promise<InodeAttrs> {
@@ -199,7 +222,7 @@ export class MetadataClient {
     const out: DirEntryInfo[] = [];
     let cursor = '';
     for (;;) {
-      const page = await this.meta((c, d) => callUnary(c, c.Readdir, { path, cursor, limit: limits.readdirPageMax }, d));
+      const page = await this.metaRead((c, d) => callUnary(c, c.Readdir, { path, cursor, limit: limits.readdirPageMax }, d));
       for (const e of page.entries) out.push(toEntry(e));
       if (!page.nextCursor) return out;
       cursor = page.nextCursor;
@@ -256,7 +279,7 @@ export class MetadataClient {
   }
 
   async routingInfo(): Promise<RoutingInfo> {
-    return this.call(this.management, (c, d) => callUnary(c, c.GetRoutingInfo, { knownVersion: 0 }, d));
+    return this.call(this.management, 'head', (c, d) => callUnary(c, c.GetRoutingInfo, { knownVersion: 0 }, d));
   }
 
   shutdown(): void {

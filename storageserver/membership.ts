@@ -179,8 +179,9 @@ export class Membership implements RouteSource {
   private async callAny<T>(call: (c: ManagementClient) => Promise<T>): Promise<T> {
     const addrs = this.options.mgmtAddresses;
     let last: unknown;
-    for (let k = 0; k < addrs.length; k++) {
-      const i = (this.preferred + k) % addrs.length;
+    let i = this.preferred;
+    // One round over the metaservers, plus the head a refusal names (the chain head manages).
+    for (let k = 0; k <= addrs.length; k++) {
       try {
         const out = await call(this.client(addrs[i]!));
         this.preferred = i;
@@ -189,6 +190,8 @@ export class Membership implements RouteSource {
         last = err;
         // A manager that answered with a flyfs code is authoritative: do not ask the next one.
         if (err instanceof FlyfsError && !err.retryable && err.code !== 'FLYFS_ERR_INTERNAL') throw err;
+        const hinted = err instanceof FlyfsError && err.hint !== undefined ? addrs.indexOf(err.hint) : -1;
+        i = hinted >= 0 && hinted !== i ? hinted : (i + 1) % addrs.length;
       }
     }
     throw last;

@@ -98,7 +98,7 @@ function portOf(address: string | undefined): string {
 interface Child { node: LocalNode; proc: ChildProcess; args: string[]; log: WriteStream }
 
 export async function startLocalCluster(options: LocalClusterOptions): Promise<LocalCluster> {
-  const metaCount = options.metaservers ?? 1;
+  const metaCount = options.metaservers ?? 3;
   const storageCount = options.storageServers ?? 3;
   const targets = options.targetsPerServer ?? 2;
   const host = options.host ?? '127.0.0.1';
@@ -216,9 +216,13 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
   };
 
   try {
+    // The metaservers find one another through the addresses each publishes in peers/.
+    const peersDir = join(options.dataDir, 'peers');
+    await mkdir(peersDir, { recursive: true });
     const metas = await Promise.all(Array.from({ length: metaCount }, (_, i) =>
       spawnChild(`metaserver-${i}`, 'metaserver', [
         '--data', join(options.dataDir, `metaserver-${i}`), '--host', host, '--port', '0', '--http-port', '0',
+        '--replica-id', String(i + 1), '--metaservers', String(metaCount), '--peers-dir', peersDir,
         ...(options.extraArgs?.metaserver ?? []),
       ])));
     // Restarts of a metaserver keep its ports, so storage servers can find it again.

@@ -42,7 +42,7 @@ describe('flyfs CLI against flyfs up', () => {
     expect(Date.now() - started).toBeLessThan(30_000);
     const state = JSON.parse(await readFile(join(dir, 'flyfs-data', 'cluster.json'), 'utf8')) as { nodes: Array<{ pid: number }> };
     pids = state.nodes.map((n) => n.pid);
-    expect(pids.length).toBe(4);
+    expect(pids.length).toBe(6);
   });
 
   afterAll(async () => {
@@ -82,7 +82,9 @@ describe('flyfs CLI against flyfs up', () => {
   it('status --json lists every node with role, address, state and pid', async () => {
     const { stdout } = await flyfs(['status', '--json'], dir);
     const s = JSON.parse(stdout) as { nodes: Array<{ role: string; address: string; state: string; pid?: number }>; targets: unknown[] };
-    expect(s.nodes.map((n) => n.role).sort()).toEqual(['metaserver', 'storageserver', 'storageserver', 'storageserver']);
+    expect(s.nodes.map((n) => n.role).sort()).toEqual(['metaserver', 'metaserver', 'metaserver', 'storageserver', 'storageserver', 'storageserver']);
+    // The three metaservers form one chain: one head, one tail, one in the middle.
+    expect(s.nodes.filter((n) => n.role === 'metaserver').map((n) => n.state).sort()).toEqual(['head', 'middle', 'tail']);
     for (const n of s.nodes) {
       expect(n.address).toMatch(/^127\.0\.0\.1:\d+$/);
       expect(pids).toContain(n.pid);

@@ -10,6 +10,17 @@ const roleName: Record<string, string> = {
 };
 const stateName = (s: string): string => s.replace(/^(NODE|TARGET)_STATE_/, '').toLowerCase();
 
+/** A metaserver's place in the metadata chain, from its /status: head, middle, tail, learner... */
+async function chainRole(httpAddress: string): Promise<{ state: string; epoch?: number }> {
+  try {
+    const res = await fetch(`http://${httpAddress}/status`, { signal: AbortSignal.timeout(2_000) });
+    const body = await res.json() as { chain?: { role?: string; epoch?: number } };
+    return { state: body.chain?.role ?? 'unknown', ...(body.chain?.epoch === undefined ? {} : { epoch: body.chain.epoch }) };
+  } catch {
+    return { state: 'unreachable' };
+  }
+}
+
 export async function statusCommand(argv: string[]): Promise<number> {
   const args = parseArgs(argv, ['json']);
   const dataDir = resolve(flag(args, 'data') ?? DEFAULT_DATA_DIR);
@@ -30,7 +41,11 @@ export async function statusCommand(argv: string[]): Promise<number> {
       })),
     ];
     const metaHttp = local?.nodes.filter((n) => n.role === 'metaserver') ?? [];
-    for (const m of metas) Object.assign(m, { httpAddress: metaHttp.find((n) => n.grpcAddress === m.address)?.httpAddress });
+    await Promise.all(metas.map(async (m) => {
+      const httpAddress = metaHttp.find((n) => n.grpcAddress === m.address)?.httpAddress;
+      Object.assign(m, { httpAddress });
+      if (httpAddress !== undefined) Object.assign(m, await chainRole(httpAddress));
+    }));
     const targets = info.targets.map((t) => ({
       targetId: t.targetId, nodeId: t.nodeId, chainId: t.chainId, state: stateName(t.state), usedBytes: t.usedBytes, capacityBytes: t.capacityBytes,
     }));

@@ -11,7 +11,7 @@ export async function upCommand(argv: string[]): Promise<number> {
   let stopping = false;
   const cluster = await startLocalCluster({
     dataDir,
-    metaservers: intFlag(args, 'metaservers', 1),
+    metaservers: intFlag(args, 'metaservers', 3),
     storageServers: intFlag(args, 'storage-servers', 3),
     targetsPerServer: intFlag(args, 'targets', 2),
     host: flag(args, 'host') ?? '127.0.0.1',
