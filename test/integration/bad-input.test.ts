@@ -25,6 +25,14 @@ function sendGarbage(address: string, bytes: Buffer): Promise<void> {
   });
 }
 
+async function chainHead(cluster: LocalCluster): Promise<{ grpcAddress: string }> {
+  for (const n of cluster.nodes.filter((x) => x.role === 'metaserver')) {
+    const status = await (await fetch(`http://${n.httpAddress}/status`)).json() as { chain: { role: string } };
+    if (status.chain.role === 'head') return n;
+  }
+  throw new Error('no metaserver heads the chain');
+}
+
 describe('bad input', () => {
   let cluster: LocalCluster;
   let cleanup: () => Promise<void>;
@@ -64,7 +72,9 @@ describe('bad input', () => {
 
   it('refuses bad names and paths at the metaserver with clear errors', async () => {
     const protos = loadProtos();
-    const meta = new protos.flyfs.v1.Metadata(cluster.clusterAddress.split(',')[0]!, grpc.credentials.createInsecure(), channelOptions);
+    // The head, which takes mutations (the others would answer NOT_HEAD, also a clear error).
+    const head = await chainHead(cluster);
+    const meta = new protos.flyfs.v1.Metadata(head.grpcAddress, grpc.credentials.createInsecure(), channelOptions);
     const ctx = { clientId: 'raw', requestId: 1 };
     const bad = ['relative', '/a/./b', '/a/../b', '/..', '/.', '/has\0nul', '/' + 'n'.repeat(256), '/' + 'p/'.repeat(3000)];
     for (const path of bad) {
@@ -112,6 +122,40 @@ describe('bad input', () => {
       { ...base, offset: 0, data: Buffer.alloc(limits.grpcMessageBytesMax + 1024), chunkSize: limits.chunkSizeBytesMax, clientId: 'raw', requestId: 3 }));
     expect(tooBig).toBe('FLYFS_ERR_MESSAGE_TOO_LARGE');
     storage.close();
+    await stillServing();
+  });
+
+  it('refuses malformed replication traffic between metaservers, and the chain goes on', async () => {
+    const protos = loadProtos();
+    const metas = cluster.nodes.filter((n) => n.role === 'metaserver');
+    expect(metas.length).toBe(3);
+    const { packMessages } = await import('../../metaserver/replication/codec.js');
+    const config = { epoch: 1, chain: [1, 2, 3], startIndex: 0 };
+    const good = { kind: 'ping', from: 2, to: 1, config, sentAtMs: 1, promised: 1, lastIndex: 0, lastEpoch: 0, commitIndex: 0 };
+    for (const m of metas) {
+      const c = new protos.flyfs.v1.Replication(m.grpcAddress, grpc.credentials.createInsecure(), channelOptions);
+      try {
+        const deliver = (req: { from: number; messages: Buffer }): Promise<string | undefined> =>
+          errorCode(callUnary(c, c.Deliver, req, 5_000)).then((code) => code);
+        // Bytes that are not msgpack, a sender that is not a member, a message for another
+        // member, a known kind with fields of the wrong type, an entry gap, a chain of strangers.
+        expect(await deliver({ from: 2, messages: Buffer.from('not msgpack at all \xff\xfe') })).toBe('FLYFS_ERR_INVALID_ARGUMENT');
+        expect(await deliver({ from: 9, messages: packMessages([]) })).toBe('FLYFS_ERR_INVALID_ARGUMENT');
+        const wrong = [
+          { ...good, to: 99 },
+          { ...good, lastIndex: -1 },
+          { ...good, kind: 'explode' },
+          { ...good, config: { ...config, chain: [1, 7] } },
+          { ...good, kind: 'append', prevIndex: 0, prevEpoch: 0, entries: [{ index: 2, epoch: 1, payload: null }], commitIndex: 0 },
+          { ...good, kind: 'append', prevIndex: 0, prevEpoch: 0, entries: [{ index: 1, epoch: 1, payload: { writes: [['nope', 1, 2]] } }], commitIndex: 0 },
+        ];
+        for (const w of wrong) expect(await deliver({ from: 2, messages: packMessages([w as never]) }), JSON.stringify(w)).toBe('FLYFS_ERR_INVALID_ARGUMENT');
+      } finally {
+        c.close();
+      }
+    }
+    await fs.writeFile('/after-replication-garbage', 'ok');
+    expect((await fs.readFile('/after-replication-garbage')).toString()).toBe('ok');
     await stillServing();
   });
 
