@@ -4,7 +4,7 @@
 // NOT_HEAD with a hint of the new head, a restarting metaserver) are retried across the given
 // addresses within the deadline, with the same request id, so a retried mutation applies once.
 import { callUnary, grpc, loadProtos, channelOptions } from '../common/grpc.js';
-import { FlyfsError, flyfsError } from '../common/errors.js';
+import { FlyfsError, flyfsError, isErrorCode } from '../common/errors.js';
 import { limits } from '../common/limits.js';
 import type { FileLayout } from '../common/layout.js';
 import type { MetadataClient as GrpcMetadataClient } from '../proto/gen/flyfs/v1/Metadata.js';
@@ -84,6 +84,12 @@ function refToWire(ref: FileRef): { path: string; inodeId: number } {
   return 'path' in ref ? { path: ref.path, inodeId: 0 } : { path: '', inodeId: ref.inodeId };
 }
 
+function batchItemError(code: string, message: string): FlyfsError {
+  const err = flyfsError(isErrorCode(code) ? code : 'FLYFS_ERR_INTERNAL');
+  err.message = message;
+  return err;
+}
+
 /** First pause after a round of refusals, and the longest. */
 const metaRetryPauseMs = 25;
 const metaRetryPauseMsMax = 400;
@@ -101,6 +107,7 @@ export class MetadataClient {
   /** Write sessions this client holds; while there are any, KeepAlive runs. */
   private readonly sessions = new Set<number>();
   private keepAliveTimer: NodeJS.Timeout | undefined;
+  private readonly statQueue: Array<{ path: string; noFollow: boolean; resolve: (a: InodeAttrs) => void; reject: (e: unknown) => void }> = [];
 
   constructor(addresses: readonly string[], clientId: string, options: MetadataClientOptions = {}) {
     if (addresses.length === 0) throw flyfsError('FLYFS_ERR_NOT_CONNECTED');
@@ -174,10 +181,35 @@ export class MetadataClient {
     return { attrs: toAttrs(r.inode), sessionId: r.sessionId };
   }
 
-  /** With noFollow (lstat) a symlink in the last component is not followed. */
-  async stat(path: string, options: { noFollow?: boolean } = {}): Promise<InodeAttrs> {
-    const r = await this.metaRead((c, d) => callUnary(c, c.Stat, { path, noFollow: options.noFollow ?? false }, d));
-    return toAttrs(r.inode);
+  /**
+   * With noFollow (lstat) a symlink in the last component is not followed. Stats issued in the
+   * same turn of the event loop travel together in one StatBatch call.
+   */
+  stat(path: string, options: { noFollow?: boolean } = {}): Promise<InodeAttrs> {
+    return new Promise((resolve, reject) => {
+      this.statQueue.push({ path, noFollow: options.noFollow ?? false, resolve, reject });
+      if (this.statQueue.length === 1) setImmediate(() => this.flushStats());
+    });
+  }
+
+  private flushStats(): void {
+    while (this.statQueue.length > 0) {
+      const batch = this.statQueue.splice(0, limits.statBatchMax);
+      if (batch.length === 1) {
+        const q = batch[0]!;
+        this.metaRead((c, d) => callUnary(c, c.Stat, { path: q.path, noFollow: q.noFollow }, d)).then((r) => q.resolve(toAttrs(r.inode)), q.reject);
+        continue;
+      }
+      const requests = batch.map((q) => ({ path: q.path, noFollow: q.noFollow }));
+      this.metaRead((c, d) => callUnary(c, c.StatBatch, { requests }, d)).then((r) => {
+        batch.forEach((q, i) => {
+          const item = r.items[i];
+          if (item === undefined) q.reject(flyfsError('FLYFS_ERR_INTERNAL', 'stat batch answered short'));
+          else if (item.errorCode === '') q.resolve(toAttrs(item.inode));
+          else q.reject(batchItemError(item.errorCode, item.errorMessage));
+        });
+      }, (err: unknown) => { for (const q of batch) q.reject(err); });
+    }
   }
 
   async symlink(target: string, path: string): Promise<InodeAttrs> {

@@ -36,6 +36,8 @@ export const limits = {
   frameHeaderBytesMax: 4 * KiB,
   /** Requests one data connection may have outstanding at the server. */
   frameInflightPerConnectionMax: 256,
+  /** Stats of one StatBatch call. */
+  statBatchMax: 512,
   /** Entries of one readdir page. */
   readdirPageMax: 1000,
   /** Bytes one client operation keeps in flight to storage servers by default. */

@@ -2,6 +2,7 @@
 // metrics record per request. Malformed requests fail with a registry error; the server goes on.
 import { FlyfsError, flyfsError } from '../common/errors.js';
 import { unary } from '../common/grpc.js';
+import { limits } from '../common/limits.js';
 import type { MetricsRegistry } from '../common/metrics.js';
 import type { ManagementHandlers } from '../proto/gen/flyfs/v1/Management.js';
 import type { MetadataHandlers } from '../proto/gen/flyfs/v1/Metadata.js';
@@ -68,6 +69,19 @@ export function metadataHandlers(d: ServiceDeps): MetadataHandlers {
       return { inode: inodeToWire(r.inode), sessionId: r.sessionId };
     }),
     Stat: recorded(d, 'Stat', 'read', (req) => ({ inode: inodeToWire(s.stat(req.path, { noFollow: req.noFollow })) })),
+    StatBatch: recorded(d, 'StatBatch', 'read', (req) => {
+      if (req.requests.length > limits.statBatchMax) throw flyfsError('FLYFS_ERR_LIMIT', `at most ${limits.statBatchMax} stats in one batch`);
+      return {
+        items: req.requests.map((r) => {
+          try {
+            return { inode: inodeToWire(s.stat(r.path, { noFollow: r.noFollow })), errorCode: '', errorMessage: '' };
+          } catch (err) {
+            if (!(err instanceof FlyfsError)) throw err;
+            return { inode: null, errorCode: err.code, errorMessage: err.message };
+          }
+        }),
+      };
+    }),
     Readdir: recorded(d, 'Readdir', 'read', (req) => {
       const page = s.readdir(req.path, { cursor: req.cursor, limit: req.limit });
       return { entries: page.entries.map((e) => ({ name: e.name, inodeId: e.inodeId, type: inodeTypeToWire(e.kind) })), nextCursor: page.nextCursor };

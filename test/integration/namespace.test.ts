@@ -76,6 +76,22 @@ describe('namespace over a local cluster', () => {
     await expect(fs.stat('/d')).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
+  it('answers many stats issued at once (one StatBatch) each with its own result or error', async () => {
+    await fs.mkdir('/stats');
+    await Promise.all(Array.from({ length: 40 }, (_, i) => fs.writeFile(`/stats/f${i}`, 'x'.repeat(i))));
+    const paths = Array.from({ length: 700 }, (_, i) => (i % 7 === 3 ? `/stats/missing${i}` : `/stats/f${i % 40}`));
+    const results = await Promise.allSettled(paths.map((p) => fs.stat(p)));
+    results.forEach((r, i) => {
+      if (i % 7 === 3) {
+        expect(r.status).toBe('rejected');
+        expect((r as PromiseRejectedResult).reason).toMatchObject({ code: 'ENOENT', syscall: 'stat', path: paths[i] });
+      } else {
+        expect(r.status).toBe('fulfilled');
+        expect((r as PromiseFulfilledResult<{ size: number }>).value.size).toBe(i % 40);
+      }
+    });
+  });
+
   it('lists a directory larger than one readdir page', async () => {
     await fs.mkdir('/big');
     const names = Array.from({ length: 1100 }, (_, i) => `n${String(i).padStart(5, '0')}`);
