@@ -125,6 +125,33 @@ describe('bad input', () => {
     await stillServing();
   });
 
+  it('refuses bad input to every namespace RPC at the head with a registry error', async () => {
+    const protos = loadProtos();
+    const head = await chainHead(cluster);
+    const meta = new protos.flyfs.v1.Metadata(head.grpcAddress, grpc.credentials.createInsecure(), channelOptions);
+    let requestId = 100;
+    const ctx = (): { clientId: string; requestId: number } => ({ clientId: 'raw-bad', requestId: requestId++ });
+    const refused = ['FLYFS_ERR_BAD_NAME', 'FLYFS_ERR_NAME_TOO_LONG', 'FLYFS_ERR_INVALID_ARGUMENT', 'FLYFS_ERR_FILE_TOO_LARGE', 'FLYFS_ERR_LIMIT', 'FLYFS_ERR_NOT_FOUND', 'FLYFS_ERR_BAD_SESSION'];
+    // One at a time: a head with writes in flight sends reads to the tail (NOT_READABLE).
+    const attempts: Array<[string, () => Promise<unknown>]> = [
+      ['symlink bad name', () => callUnary(meta, meta.Symlink, { ctx: ctx(), target: '/kept', path: '/a/../b' })],
+      ['symlink huge target', () => callUnary(meta, meta.Symlink, { ctx: ctx(), target: 't'.repeat(limits.pathBytesMax + 1), path: '/huge-link' })],
+      ['symlink empty target', () => callUnary(meta, meta.Symlink, { ctx: ctx(), target: '', path: '/empty-link' })],
+      ['link relative', () => callUnary(meta, meta.Link, { ctx: ctx(), existingPath: 'kept', newPath: '/k2' })],
+      ['link NUL', () => callUnary(meta, meta.Link, { ctx: ctx(), existingPath: '/kept', newPath: '/k\0' })],
+      ['truncate past the largest file', () => callUnary(meta, meta.Truncate, { ctx: ctx(), path: '/kept', inodeId: 0, length: 2 ** 60 })],
+      ['truncate no such inode', () => callUnary(meta, meta.Truncate, { ctx: ctx(), path: '', inodeId: 987_654_321, length: 1 })],
+      ['setattr mode out of range', () => callUnary(meta, meta.SetAttr, { ctx: ctx(), path: '/kept', inodeId: 0, modeSet: true, mode: 0o777777, uidSet: false, uid: 0, gidSet: false, gid: 0, atimeSet: false, atimeMs: 0, mtimeSet: false, mtimeMs: 0 })],
+      ['setattr time past 2^52', () => callUnary(meta, meta.SetAttr, { ctx: ctx(), path: '/kept', inodeId: 0, modeSet: false, mode: 0, uidSet: false, uid: 0, gidSet: false, gid: 0, atimeSet: true, atimeMs: 2 ** 60, mtimeSet: false, mtimeMs: 0 })],
+      ['sync of no session', () => callUnary(meta, meta.Sync, { ctx: ctx(), inodeId: 1, sessionId: 424_242, length: 1 })],
+      ['keepalive id too long', () => callUnary(meta, meta.KeepAlive, { clientId: 'c'.repeat(10_000) })],
+      ['stat batch over the limit', () => callUnary(meta, meta.StatBatch, { requests: Array.from({ length: limits.statBatchMax + 1 }, () => ({ path: '/kept', noFollow: false })) })],
+    ];
+    for (const [what, call] of attempts) expect(refused, what).toContain(await errorCode(call()));
+    grpc.Client.prototype.close.call(meta);
+    await stillServing();
+  });
+
   it('refuses malformed replication traffic between metaservers, and the chain goes on', async () => {
     const protos = loadProtos();
     const metas = cluster.nodes.filter((n) => n.role === 'metaserver');
