@@ -41,6 +41,15 @@ export function defaultRegistry(): BenchmarkRegistry {
       },
       async () => (await import('./file-rw.js')).runFileRw,
     ),
+  ).register(
+    lazyBenchmark(
+      {
+        name: 'meta',
+        description: 'metadata ops (create, stat, readdir, rename, unlink) from 1 and 64 clients against 3 chained metaservers; baselines: in-process durable lmdb',
+        defaultSizeBytes: 0,
+      },
+      async () => (await import('./meta.js')).runMeta,
+    ),
   );
 }
 

@@ -12,6 +12,12 @@ import type { ManagementClient as GrpcManagementClient } from '../proto/gen/flyf
 import type { Inode__Output } from '../proto/gen/flyfs/v1/Inode.js';
 import type { RoutingInfo__Output } from '../proto/gen/flyfs/v1/RoutingInfo.js';
 import type { DirEntry__Output } from '../proto/gen/flyfs/v1/DirEntry.js';
+import type { MutateOp } from '../proto/gen/flyfs/v1/MutateOp.js';
+import type { StatRequest } from '../proto/gen/flyfs/v1/StatRequest.js';
+import { TurnBatcher } from './turn-batcher.js';
+
+/** What a mutation answers: the inode (mkdir, open, close) and the write session (open). */
+interface Mutated { inode: Inode__Output | null; sessionId: number }
 
 export type InodeKind = 'file' | 'directory' | 'symlink';
 
@@ -98,7 +104,7 @@ export class MetadataClient {
   private readonly metadata: GrpcMetadataClient[];
   private readonly management: GrpcManagementClient[];
   private readonly addresses: readonly string[];
-  /** Where writes went last (the head) and where reads went last (a serving replica). */
+  /** Where writes went last (the head), and where the next read goes. */
   private readonly preferred = { head: 0, read: 0 };
   private nextRequestId = 1;
   readonly clientId: string;
@@ -107,7 +113,6 @@ export class MetadataClient {
   /** Write sessions this client holds; while there are any, KeepAlive runs. */
   private readonly sessions = new Set<number>();
   private keepAliveTimer: NodeJS.Timeout | undefined;
-  private readonly statQueue: Array<{ path: string; noFollow: boolean; resolve: (a: InodeAttrs) => void; reject: (e: unknown) => void }> = [];
 
   constructor(addresses: readonly string[], clientId: string, options: MetadataClientOptions = {}) {
     if (addresses.length === 0) throw flyfsError('FLYFS_ERR_NOT_CONNECTED');
@@ -138,7 +143,9 @@ export class MetadataClient {
       if (left <= 0) break;
       try {
         const res = await invoke(clients[i]!, left);
-        this.preferred[to] = i;
+        // Writes stay with the head; reads take turns over the replicas (each serves committed
+        // state when clean), so they spread over the machines' cores.
+        this.preferred[to] = to === 'head' ? i : (i + 1) % clients.length;
         return res;
       } catch (err) {
         const fe = err instanceof FlyfsError ? err : flyfsError('FLYFS_ERR_INTERNAL', String(err), { cause: err });
@@ -166,17 +173,15 @@ export class MetadataClient {
   }
 
   async mkdir(path: string, options: { recursive: boolean; mode: number; chunkSizeBytes?: number; stripe?: number }): Promise<InodeAttrs> {
-    const ctx = this.ctx();
-    const r = await this.meta((c, d) => callUnary(c, c.Mkdir, {
-      ctx, path, mode: options.mode, recursive: options.recursive,
+    const r = await this.mutations.submit({ op: 'mkdir', mkdir: {
+      ctx: this.ctx(), path, mode: options.mode, recursive: options.recursive,
       layoutPolicy: { chunkSize: options.chunkSizeBytes ?? 0, stripe: options.stripe ?? 0, chainTableId: 0 },
-    }, d));
+    } });
     return toAttrs(r.inode);
   }
 
   async open(path: string, flags: number, mode: number): Promise<{ attrs: InodeAttrs; sessionId: number }> {
-    const ctx = this.ctx();
-    const r = await this.meta((c, d) => callUnary(c, c.Open, { ctx, path, flags, mode }, d));
+    const r = await this.mutations.submit({ op: 'open', open: { ctx: this.ctx(), path, flags, mode } });
     if (r.sessionId !== 0) this.holdSession(r.sessionId);
     return { attrs: toAttrs(r.inode), sessionId: r.sessionId };
   }
@@ -186,29 +191,51 @@ export class MetadataClient {
    * same turn of the event loop travel together in one StatBatch call.
    */
   stat(path: string, options: { noFollow?: boolean } = {}): Promise<InodeAttrs> {
-    return new Promise((resolve, reject) => {
-      this.statQueue.push({ path, noFollow: options.noFollow ?? false, resolve, reject });
-      if (this.statQueue.length === 1) setImmediate(() => this.flushStats());
-    });
+    return this.stats.submit({ path, noFollow: options.noFollow ?? false });
   }
 
-  private flushStats(): void {
-    while (this.statQueue.length > 0) {
-      const batch = this.statQueue.splice(0, limits.statBatchMax);
-      if (batch.length === 1) {
-        const q = batch[0]!;
-        this.metaRead((c, d) => callUnary(c, c.Stat, { path: q.path, noFollow: q.noFollow }, d)).then((r) => q.resolve(toAttrs(r.inode)), q.reject);
-        continue;
-      }
-      const requests = batch.map((q) => ({ path: q.path, noFollow: q.noFollow }));
-      this.metaRead((c, d) => callUnary(c, c.StatBatch, { requests }, d)).then((r) => {
-        batch.forEach((q, i) => {
-          const item = r.items[i];
-          if (item === undefined) q.reject(flyfsError('FLYFS_ERR_INTERNAL', 'stat batch answered short'));
-          else if (item.errorCode === '') q.resolve(toAttrs(item.inode));
-          else q.reject(batchItemError(item.errorCode, item.errorMessage));
-        });
-      }, (err: unknown) => { for (const q of batch) q.reject(err); });
+  private readonly stats = new TurnBatcher<StatRequest, InodeAttrs>(
+    limits.statBatchMax,
+    async (q) => toAttrs((await this.metaRead((c, d) => callUnary(c, c.Stat, q, d))).inode),
+    async (requests) => {
+      const r = await this.metaRead((c, d) => callUnary(c, c.StatBatch, { requests }, d));
+      return requests.map((_, i) => {
+        const item = r.items[i];
+        if (item === undefined) return Promise.reject(flyfsError('FLYFS_ERR_INTERNAL', 'stat batch answered short'));
+        if (item.errorCode === '') return Promise.resolve(toAttrs(item.inode));
+        return Promise.reject(batchItemError(item.errorCode, item.errorMessage));
+      });
+    },
+  );
+
+  /**
+   * Mutations issued in the same turn travel together in one MutateBatch call. An op refused
+   * with a retryable error (a head change under it) goes again alone, with the same request id.
+   */
+  private readonly mutations = new TurnBatcher<MutateOp, Mutated>(
+    limits.mutateBatchMax,
+    (op) => this.mutateOne(op),
+    async (ops) => {
+      const r = await this.meta((c, d) => callUnary(c, c.MutateBatch, { ops }, d));
+      return ops.map((op, i) => {
+        const item = r.results[i];
+        if (item === undefined) return Promise.reject(flyfsError('FLYFS_ERR_INTERNAL', 'mutation batch answered short'));
+        if (item.errorCode === '') return Promise.resolve({ inode: item.inode, sessionId: item.sessionId });
+        const err = batchItemError(item.errorCode, item.errorMessage);
+        return err.retryable ? this.mutateOne(op) : Promise.reject(err);
+      });
+    },
+  );
+
+  private async mutateOne(op: MutateOp): Promise<Mutated> {
+    switch (op.op) {
+      case 'mkdir': return this.meta((c, d) => callUnary(c, c.Mkdir, op.mkdir!, d)).then((r) => ({ inode: r.inode, sessionId: 0 }));
+      case 'open': return this.meta((c, d) => callUnary(c, c.Open, op.open!, d));
+      case 'close': return this.meta((c, d) => callUnary(c, c.Close, op.close!, d)).then((r) => ({ inode: r.inode, sessionId: 0 }));
+      case 'rename': return this.meta((c, d) => callUnary(c, c.Rename, op.rename!, d)).then(() => ({ inode: null, sessionId: 0 }));
+      case 'unlink': return this.meta((c, d) => callUnary(c, c.Unlink, op.unlink!, d)).then(() => ({ inode: null, sessionId: 0 }));
+      case 'rmdir': return this.meta((c, d) => callUnary(c, c.Rmdir, op.rmdir!, d)).then(() => ({ inode: null, sessionId: 0 }));
+      default: throw flyfsError('FLYFS_ERR_INTERNAL', 'a mutation of no kind');
     }
   }
 
@@ -262,27 +289,23 @@ export class MetadataClient {
   }
 
   async rename(fromPath: string, toPath: string): Promise<void> {
-    const ctx = this.ctx();
-    await this.meta((c, d) => callUnary(c, c.Rename, { ctx, fromPath, toPath }, d));
+    await this.mutations.submit({ op: 'rename', rename: { ctx: this.ctx(), fromPath, toPath } });
   }
 
   async unlink(path: string): Promise<void> {
-    const ctx = this.ctx();
-    await this.meta((c, d) => callUnary(c, c.Unlink, { ctx, path }, d));
+    await this.mutations.submit({ op: 'unlink', unlink: { ctx: this.ctx(), path } });
   }
 
   async rmdir(path: string): Promise<void> {
-    const ctx = this.ctx();
-    await this.meta((c, d) => callUnary(c, c.Rmdir, { ctx, path }, d));
+    await this.mutations.submit({ op: 'rmdir', rmdir: { ctx: this.ctx(), path } });
   }
 
   /** Ends a session; `length` (the written end) is undefined for a handle that wrote nothing. */
   async close(inodeId: number, sessionId: number, length: number | undefined): Promise<InodeAttrs> {
-    const ctx = this.ctx();
     try {
-      const r = await this.meta((c, d) => callUnary(c, c.Close, {
-        ctx, inodeId, sessionId, length: length ?? 0, lengthSet: length !== undefined,
-      }, d));
+      const r = await this.mutations.submit({ op: 'close', close: {
+        ctx: this.ctx(), inodeId, sessionId, length: length ?? 0, lengthSet: length !== undefined,
+      } });
       return toAttrs(r.inode);
     } finally {
       this.releaseSession(sessionId);

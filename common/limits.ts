@@ -38,6 +38,8 @@ export const limits = {
   frameInflightPerConnectionMax: 256,
   /** Stats of one StatBatch call. */
   statBatchMax: 512,
+  /** Mutations of one MutateBatch call. */
+  mutateBatchMax: 512,
   /** Entries of one readdir page. */
   readdirPageMax: 1000,
   /** Bytes one client operation keeps in flight to storage servers by default. */

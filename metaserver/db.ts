@@ -26,12 +26,16 @@ export interface MetaDb extends CommittedTables {
   readonly commit: <T>(fn: (t: MetaTables) => T) => Promise<T>;
 }
 
+const metaStructuresKey = Symbol.for('flyfs.structures');
+
 export function openMetaEnv(dataDir: string): MetaEnv {
   mkdirSync(dataDir, { recursive: true });
   // Sync stays on (no noSync) and is not overlapped with later commits, so a commit is on disk
   // before anything that depends on it is sent or answered.
   const env = open({ path: dataDir, maxDbs: 16, overlappingSync: false });
-  const sub = (name: string): Database => env.openDB({ name });
+  // Shared record structures (kept in each table under this key): values decode about 4x
+  // faster and take about a quarter of the space of self-describing msgpack (BENCHMARKS.md, meta).
+  const sub = (name: string): Database => env.openDB({ name, sharedStructuresKey: metaStructuresKey });
   const tables = {
     inodes: sub('inodes'), dirents: sub('dirents'), counters: sub('counters'), cluster: sub('cluster'),
     requests: sub('requests'), requestOrder: sub('request-order'), gcQueue: sub('gc-queue'), sessions: sub('sessions'),

@@ -6,6 +6,10 @@ import { limits } from '../common/limits.js';
 import type { MetricsRegistry } from '../common/metrics.js';
 import type { ManagementHandlers } from '../proto/gen/flyfs/v1/Management.js';
 import type { MetadataHandlers } from '../proto/gen/flyfs/v1/Metadata.js';
+import type { Inode } from '../proto/gen/flyfs/v1/Inode.js';
+import type { MutateOp__Output } from '../proto/gen/flyfs/v1/MutateOp.js';
+import type { MutateBatchRequest__Output } from '../proto/gen/flyfs/v1/MutateBatchRequest.js';
+import type { MutateBatchReply } from '../proto/gen/flyfs/v1/MutateBatchReply.js';
 import type { ClusterMap } from './cluster-map.js';
 import type { MetaReplica } from './replication/replica.js';
 import type { MetaStore } from './store.js';
@@ -53,21 +57,64 @@ export function managementHandlers(d: ServiceDeps): ManagementHandlers {
   };
 }
 
-export function metadataHandlers(d: ServiceDeps): MetadataHandlers {
-  const s = d.store;
+/** The mutations MutateBatch carries: each is also its own unary RPC. */
+type MutateOps = {
+  [K in NonNullable<MutateOp__Output['op']>]: (req: NonNullable<MutateOp__Output[K]>) => Promise<MutateReply>;
+};
+type MutateReply = { inode?: Inode | null; sessionId?: number };
+
+function mutateOps(s: MetaStore): MutateOps {
   return {
-    Mkdir: recorded(d, 'Mkdir', 'head', async (req) => {
+    mkdir: async (req) => {
       const p = req.layoutPolicy;
       const inode = await s.mkdir(req.path, {
         mode: req.mode, recursive: req.recursive, ctx: ctxFromWire(req.ctx),
         layoutPolicy: p === null ? undefined : { chunkSizeBytes: p.chunkSize, stripe: p.stripe, chainTableId: p.chainTableId },
       });
       return { inode: inodeToWire(inode) };
-    }),
-    Open: recorded(d, 'Open', 'head', async (req) => {
+    },
+    open: async (req) => {
       const r = await s.open(req.path, { flags: req.flags, mode: req.mode, ctx: ctxFromWire(req.ctx) });
       return { inode: inodeToWire(r.inode), sessionId: r.sessionId };
+    },
+    close: async (req) => ({
+      inode: inodeToWire(await s.closeFile({ inodeId: req.inodeId, sessionId: req.sessionId, length: req.length, lengthSet: req.lengthSet, ctx: ctxFromWire(req.ctx) })),
     }),
+    rename: async (req) => { await s.rename(req.fromPath, req.toPath, { ctx: ctxFromWire(req.ctx) }); return {}; },
+    unlink: async (req) => { await s.unlink(req.path, { ctx: ctxFromWire(req.ctx) }); return {}; },
+    rmdir: async (req) => { await s.rmdir(req.path, { ctx: ctxFromWire(req.ctx) }); return {}; },
+  };
+}
+
+/**
+ * Runs every op of a MutateBatch: all are proposed in this turn (one group commit), in order;
+ * each answers for itself. A malformed op fails alone; more than the limit fails the call.
+ */
+async function mutateBatch(ops: MutateOps, req: MutateBatchRequest__Output): Promise<MutateBatchReply> {
+  if (req.ops.length > limits.mutateBatchMax) throw flyfsError('FLYFS_ERR_LIMIT', `at most ${limits.mutateBatchMax} mutations in one batch`);
+  const run = (op: MutateOp__Output): Promise<MutateReply> => {
+    const kind = op.op;
+    const body = kind === undefined ? undefined : op[kind];
+    if (kind === undefined || body === undefined || body === null) return Promise.reject(flyfsError('FLYFS_ERR_INVALID_ARGUMENT', 'a batch op carries no request'));
+    return (ops[kind] as (r: typeof body) => Promise<MutateReply>)(body);
+  };
+  const results = await Promise.all(req.ops.map((op) => run(op).then(
+    (r) => ({ inode: r.inode ?? null, sessionId: r.sessionId ?? 0, errorCode: '', errorMessage: '', errorHint: '' }),
+    (err: unknown) => {
+      if (!(err instanceof FlyfsError)) throw err;
+      return { inode: null, sessionId: 0, errorCode: err.code, errorMessage: err.message, errorHint: err.hint ?? '' };
+    },
+  )));
+  return { results };
+}
+
+export function metadataHandlers(d: ServiceDeps): MetadataHandlers {
+  const s = d.store;
+  const ops = mutateOps(s);
+  return {
+    Mkdir: recorded(d, 'Mkdir', 'head', ops.mkdir),
+    Open: recorded(d, 'Open', 'head', ops.open),
+    MutateBatch: recorded(d, 'MutateBatch', 'head', (req) => mutateBatch(ops, req)),
     Stat: recorded(d, 'Stat', 'read', (req) => ({ inode: inodeToWire(s.stat(req.path, { noFollow: req.noFollow })) })),
     StatBatch: recorded(d, 'StatBatch', 'read', (req) => {
       if (req.requests.length > limits.statBatchMax) throw flyfsError('FLYFS_ERR_LIMIT', `at most ${limits.statBatchMax} stats in one batch`);
@@ -86,13 +133,10 @@ export function metadataHandlers(d: ServiceDeps): MetadataHandlers {
       const page = s.readdir(req.path, { cursor: req.cursor, limit: req.limit });
       return { entries: page.entries.map((e) => ({ name: e.name, inodeId: e.inodeId, type: inodeTypeToWire(e.kind) })), nextCursor: page.nextCursor };
     }),
-    Rename: recorded(d, 'Rename', 'head', async (req) => { await s.rename(req.fromPath, req.toPath, { ctx: ctxFromWire(req.ctx) }); return {}; }),
-    Unlink: recorded(d, 'Unlink', 'head', async (req) => { await s.unlink(req.path, { ctx: ctxFromWire(req.ctx) }); return {}; }),
-    Rmdir: recorded(d, 'Rmdir', 'head', async (req) => { await s.rmdir(req.path, { ctx: ctxFromWire(req.ctx) }); return {}; }),
-    Close: recorded(d, 'Close', 'head', async (req) => {
-      const inode = await s.closeFile({ inodeId: req.inodeId, sessionId: req.sessionId, length: req.length, lengthSet: req.lengthSet, ctx: ctxFromWire(req.ctx) });
-      return { inode: inodeToWire(inode) };
-    }),
+    Rename: recorded(d, 'Rename', 'head', ops.rename),
+    Unlink: recorded(d, 'Unlink', 'head', ops.unlink),
+    Rmdir: recorded(d, 'Rmdir', 'head', ops.rmdir),
+    Close: recorded(d, 'Close', 'head', ops.close),
     Symlink: recorded(d, 'Symlink', 'head', async (req) => ({ inode: inodeToWire(await s.symlink(req.target, req.path, { ctx: ctxFromWire(req.ctx) })) })),
     Readlink: recorded(d, 'Readlink', 'read', (req) => ({ target: s.readlink(req.path) })),
     Link: recorded(d, 'Link', 'head', async (req) => ({ inode: inodeToWire(await s.link(req.existingPath, req.newPath, { ctx: ctxFromWire(req.ctx) })) })),

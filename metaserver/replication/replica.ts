@@ -199,6 +199,9 @@ export class MetaReplica {
       this.env.env.transactionSync(() => {
         for (const w of ready.writes) this.storedLast = persistWrite(this.env, w, this.storedLast);
         for (const e of ready.commits) this.applyEntry(e);
+        // The epoch of the last applied entry, once per transaction (a snapshot names it).
+        const last = ready.commits[ready.commits.length - 1];
+        if (last !== undefined) persistApplied(this.env, last);
       });
       for (const w of ready.writes) if (w.kind === 'install') this.applied = w.index;
       for (const e of ready.commits) {
@@ -246,7 +249,6 @@ export class MetaReplica {
       throw new Error(`assertion failed: applying ${e.index} after ${this.applied}`);
     }
     if (e.payload !== null) applyWrites(this.env.tables, e.payload.writes as Write[]);
-    persistApplied(this.env, e);
     this.applied = e.index;
   }
 

@@ -145,9 +145,35 @@ describe('bad input', () => {
       ['setattr time past 2^52', () => callUnary(meta, meta.SetAttr, { ctx: ctx(), path: '/kept', inodeId: 0, modeSet: false, mode: 0, uidSet: false, uid: 0, gidSet: false, gid: 0, atimeSet: true, atimeMs: 2 ** 60, mtimeSet: false, mtimeMs: 0 })],
       ['sync of no session', () => callUnary(meta, meta.Sync, { ctx: ctx(), inodeId: 1, sessionId: 424_242, length: 1 })],
       ['keepalive id too long', () => callUnary(meta, meta.KeepAlive, { clientId: 'c'.repeat(10_000) })],
+      ['mutate batch over the limit', () => callUnary(meta, meta.MutateBatch, { ops: Array.from({ length: limits.mutateBatchMax + 1 }, () => ({ unlink: { ctx: ctx(), path: '/nope' } })) })],
       ['stat batch over the limit', () => callUnary(meta, meta.StatBatch, { requests: Array.from({ length: limits.statBatchMax + 1 }, () => ({ path: '/kept', noFollow: false })) })],
     ];
     for (const [what, call] of attempts) expect(refused, what).toContain(await errorCode(call()));
+    grpc.Client.prototype.close.call(meta);
+    await stillServing();
+  });
+
+  it('answers each op of a mutation batch for itself: bad ops fail alone, good ones apply once', async () => {
+    const protos = loadProtos();
+    const head = await chainHead(cluster);
+    const meta = new protos.flyfs.v1.Metadata(head.grpcAddress, grpc.credentials.createInsecure(), channelOptions);
+    const ctx = (requestId: number): { clientId: string; requestId: number } => ({ clientId: 'raw-batch', requestId });
+    const ops = [
+      { mkdir: { ctx: ctx(1), path: '/batch-dir', mode: 0o755, recursive: false, layoutPolicy: null } },
+      {},
+      { open: { ctx: ctx(2), path: '/batch-dir/a\0b', flags: 5, mode: 0o644 } },
+      { open: { ctx: ctx(3), path: '/batch-dir/f', flags: 5, mode: 0o644 } },
+      { rename: { ctx: ctx(4), fromPath: '/batch-dir', toPath: '/batch-dir/f/under-itself' } },
+      { unlink: { ctx: ctx(5), path: '/no-such-file' } },
+    ];
+    const first = await callUnary(meta, meta.MutateBatch, { ops });
+    expect(first.results.map((r) => r.errorCode)).toEqual(['', 'FLYFS_ERR_INVALID_ARGUMENT', 'FLYFS_ERR_BAD_NAME', '', first.results[4]!.errorCode, 'FLYFS_ERR_NOT_FOUND']);
+    expect(first.results[4]!.errorCode).not.toBe('');
+    expect(first.results[3]!.inode?.inodeId).toBeGreaterThan(0);
+    // The same batch again (a client's retry): the same answers, nothing applied twice.
+    const again = await callUnary(meta, meta.MutateBatch, { ops });
+    expect(again.results.map((r) => [r.errorCode, r.inode?.inodeId ?? 0])).toEqual(first.results.map((r) => [r.errorCode, r.inode?.inodeId ?? 0]));
+    expect((await fs.readdir('/batch-dir')).sort()).toEqual(['f']);
     grpc.Client.prototype.close.call(meta);
     await stillServing();
   });
