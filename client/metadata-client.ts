@@ -99,6 +99,8 @@ function batchItemError(code: string, message: string): FlyfsError {
 /** First pause after a round of refusals, and the longest. */
 const metaRetryPauseMs = 25;
 const metaRetryPauseMsMax = 400;
+/** The longest one attempt at one metaserver may take. */
+const metaAttemptMsMax = 5_000;
 
 export class MetadataClient {
   private readonly metadata: GrpcMetadataClient[];
@@ -142,7 +144,9 @@ export class MetadataClient {
       const left = deadline - Date.now();
       if (left <= 0) break;
       try {
-        const res = await invoke(clients[i]!, left);
+        // One attempt gets a slice of the deadline: a hung (not dead) metaserver must not hold
+        // the call while another could answer; the retry carries the same request id.
+        const res = await invoke(clients[i]!, Math.min(left, metaAttemptMsMax));
         // Writes stay with the head; reads take turns over the replicas (each serves committed
         // state when clean), so they spread over the machines' cores.
         this.preferred[to] = to === 'head' ? i : (i + 1) % clients.length;

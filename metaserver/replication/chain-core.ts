@@ -24,6 +24,9 @@ interface Forwarder {
   /** Send even with nothing new, so the receiver answers with where it stands. */
   probe: boolean;
   lastOfferMs: number;
+  /** Where the last refusal rewound `nextIndex` to, and when. */
+  rewoundTo: LogIndex;
+  rewoundAtMs: number;
 }
 
 interface Proposal {
@@ -474,7 +477,7 @@ export class ChainCore<P> {
       // A head that restarted must be chosen again before it serves.
       if (!this.chosen) { this.startCandidacy(undefined); return; }
       // A member that promised a newer epoch (whose proposal then died) stalls this one: renew it.
-      const stalled = this.promised !== this.config.epoch || this.config.chain.some((m) => (this.peers.get(m)?.promised ?? 0) > this.config.epoch);
+      const stalled = this.promised !== this.config.epoch || this.others().some((m) => (this.peers.get(m)?.promised ?? 0) > this.config.epoch);
       const silent = this.config.chain.some((m) => !this.heardWithin(m, this.o.suspectMs));
       if (silent || stalled) { this.startCandidacy(undefined); return; }
       // Members come back only into a chain that works: its epoch's first entry committed.
@@ -603,6 +606,12 @@ export class ChainCore<P> {
       f.probe = false;
       if (!f.outside) this.commitThrough(m.commitIndex, true);
     } else {
+      // Appends sent after a catch-up overtake it, and each draws a refusal naming the same
+      // place: rewinding there again within a retransmit interval would resend what is still
+      // on its way, over and over. Once per interval is enough; the timer covers a loss.
+      if (m.hint + 1 === f.rewoundTo && this.nowMs - f.rewoundAtMs < this.o.retransmitMs) return;
+      f.rewoundTo = m.hint + 1;
+      f.rewoundAtMs = this.nowMs;
       f.matchIndex = Math.min(f.matchIndex, m.hint);
       f.nextIndex = m.hint + 1;
       f.probe = true;
@@ -626,7 +635,7 @@ export class ChainCore<P> {
     const p = this.position();
     const add = (to: ReplicaId, outside: boolean): void => {
       // Optimistic: assume the receiver holds what this node holds; a probe finds out, a refusal rewinds.
-      next.set(to, { to, outside, nextIndex: this.validThrough + 1, matchIndex: this.validThrough, lastSentMs: Number.NEGATIVE_INFINITY, probe: true, lastOfferMs: Number.NEGATIVE_INFINITY });
+      next.set(to, { to, outside, nextIndex: this.validThrough + 1, matchIndex: this.validThrough, lastSentMs: Number.NEGATIVE_INFINITY, probe: true, lastOfferMs: Number.NEGATIVE_INFINITY, rewoundTo: 0, rewoundAtMs: Number.NEGATIVE_INFINITY });
     };
     if (p >= 0 && p < this.config.chain.length - 1) add(this.config.chain[p + 1]!, false);
     if (this.isTail()) for (const m of this.others()) if (!this.config.chain.includes(m)) add(m, true);

@@ -8,7 +8,7 @@ import { channelOptions, grpc, loadProtos, type ReplicationProto } from '../../c
 import { flyfsError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
 import type { TableName } from '../tables.js';
-import { packMessages, unpackRows } from './codec.js';
+import { packMessages, replicationLimits, unpackRows } from './codec.js';
 import type { MetaPayload } from './log-store.js';
 import type { ReplicaTransport, SnapshotData } from './replica.js';
 import type { Message, ReplicaId } from './types.js';
@@ -17,6 +17,8 @@ type ReplicationClient = InstanceType<ReplicationProto['flyfs']['v1']['Replicati
 
 const peerFileRefreshMs = 500;
 const deliverDeadlineMs = 2_000;
+/** A Deliver call carries at most this much, unless it is one message. */
+const deliverBytesSoftMax = 512 * 1024;
 const snapshotDeadlineMs = 60_000;
 
 export interface PeerAddressFile { readonly replicaId: ReplicaId; readonly grpcAddress: string; readonly httpAddress: string; readonly pid: number }
@@ -73,7 +75,19 @@ export class GrpcReplicaTransport implements ReplicaTransport {
   send(to: ReplicaId, messages: Message<MetaPayload>[]): void {
     const c = this.client(to);
     if (c === undefined) return;
-    c.Deliver({ from: this.self, messages: packMessages(messages) }, new grpc.Metadata(), { deadline: Date.now() + deliverDeadlineMs }, () => undefined);
+    // Bounded calls: a big catch-up goes as several, each arriving (and acknowledged) on its
+    // own well within the deadline, instead of one that may miss it and be sent again whole.
+    const deliver = (group: Message<MetaPayload>[]): void => {
+      const bytes = packMessages(group);
+      if (group.length > 1 && (bytes.length > deliverBytesSoftMax || group.length > replicationLimits.batchMessagesMax)) {
+        const half = group.length >> 1;
+        deliver(group.slice(0, half));
+        deliver(group.slice(half));
+        return;
+      }
+      c.Deliver({ from: this.self, messages: bytes }, new grpc.Metadata(), { deadline: Date.now() + deliverDeadlineMs }, () => undefined);
+    };
+    deliver(messages);
   }
 
   fetchSnapshot(from: ReplicaId): Promise<SnapshotData> {

@@ -29,7 +29,7 @@ const loadTimeBoundMs = 40_000;
  * Between two operations of one worker (60 to 80 operations a second in all on 2 cores). A
  * restarted metaserver must catch up with the chain while this load goes on.
  */
-const opPauseMs = 50;
+const opPauseMs = Number(process.env["FLYFS_FAULT_PAUSE_MS"] ?? 50);
 /** One operation's deadline, retries included: long enough to ride out a failover. */
 const opDeadlineMs = 8_000;
 /** These workers give up sooner, so some operations end with an unknown outcome. */

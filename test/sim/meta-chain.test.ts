@@ -27,17 +27,18 @@ describe('metaserver chain replication, simulated', () => {
     const to = Math.floor((seedsTotal * (part + 1)) / parts);
     it(`seeds ${from}..${to} keep every history linearizable and every acknowledged write`, async () => {
       const failures: string[] = [];
-      let acked = 0; let epochs = 0; let crashes = 0; let snapshots = 0;
+      let acked = 0; let reads = 0; let epochs = 0; let crashes = 0; let snapshots = 0;
       for (let seed = from; seed <= to; seed++) {
         if ((seed - from) % yieldEvery === 0) await new Promise<void>((resolve) => setImmediate(resolve));
         const r = runMetaChainSim({ seed });
         if (r.failure !== undefined) failures.push(`seed ${seed}: ${r.failure}`);
-        acked += r.stats.acked; epochs += r.stats.epochs; crashes += r.stats.crashes; snapshots += r.stats.snapshots;
+        acked += r.stats.acked; reads += r.stats.reads; epochs += r.stats.epochs; crashes += r.stats.crashes; snapshots += r.stats.snapshots;
       }
       if (failures.length > 0) console.error(`${failures.length} failing seeds; replay with FLYFS_SIM_SEED=<seed>\n${failures.slice(0, 20).join('\n')}`);
       expect(failures).toEqual([]);
       // The runs did real work: writes were acknowledged, epochs changed, crashes and snapshots happened.
       expect(acked).toBeGreaterThan((to - from + 1) * 20);
+      expect(reads).toBeGreaterThan(to - from + 1);
       expect(epochs).toBeGreaterThan(to - from + 1);
       expect(crashes).toBeGreaterThan(0);
       expect(snapshots).toBeGreaterThan(0);

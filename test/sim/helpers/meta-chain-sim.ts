@@ -301,7 +301,7 @@ class Client {
     const ops = this.history.get(f.req.key) ?? [];
     this.history.set(f.req.key, ops);
     if (f.req.kind === 'append') ops.push({ kind: 'append', value: f.req.value, invokeMs: f.invokeMs, completeMs: r === undefined ? undefined : now });
-    else if (r !== undefined) ops.push({ kind: 'read', list: r.list ?? [], invokeMs: f.invokeMs, completeMs: now });
+    else if (r !== undefined) { ops.push({ kind: 'read', list: r.list ?? [], invokeMs: f.invokeMs, completeMs: now }); this.sim.reads++; }
     if (r !== undefined) this.sim.acked++;
     this.sim.ops++;
     if (this.finalKey !== undefined) { this.finalDone(r); return; }
@@ -331,7 +331,7 @@ export class MetaChainSim {
   private readonly net: { drop: number; dup: number; delayMaxMs: number; syncMaxMs: number };
   readonly timing: Timing;
   private healed = false;
-  ops = 0; acked = 0;
+  ops = 0; acked = 0; reads = 0;
   private crashes = 0; private partitions = 0; private snapshots = 0;
 
   constructor(readonly cfg: SimConfig) {
@@ -447,7 +447,7 @@ export class MetaChainSim {
     }
     return {
       seed: this.cfg.seed, failure,
-      stats: { ops: this.ops, acked: this.acked, reads: 0, epochs: this.headOfEpoch.size, crashes: this.crashes, partitions: this.partitions, snapshots: this.snapshots, events },
+      stats: { ops: this.ops, acked: this.acked, reads: this.reads, epochs: this.headOfEpoch.size, crashes: this.crashes, partitions: this.partitions, snapshots: this.snapshots, events },
     };
   }
 
