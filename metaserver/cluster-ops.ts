@@ -100,8 +100,15 @@ export function bumpRoutingVersion(t: MetaTables): number {
 export function registerNode(t: MetaTables, r: Registration): { nodeId: number; targetIds: number[] } {
   let nodeId = r.nodeId;
   if (nodeId === 0) {
-    if (listRecords(t.cluster, 'node').length >= limits.nodesMax) throw flyfsError('FLYFS_ERR_LIMIT', `at most ${limits.nodesMax} nodes`);
-    nodeId = nextCounter(t, 'node');
+    // A first registration whose answer was lost (the head changed under it, the entry still
+    // committed) comes again with no id: the same host's targets at the same paths are that node.
+    const known = nodeHoldingPaths(t, r);
+    if (known !== undefined) {
+      nodeId = known;
+    } else {
+      if (listRecords(t.cluster, 'node').length >= limits.nodesMax) throw flyfsError('FLYFS_ERR_LIMIT', `at most ${limits.nodesMax} nodes`);
+      nodeId = nextCounter(t, 'node');
+    }
   } else {
     // A known id from a node whose metaserver lost its data: take it, and skip past it.
     skipCounterPast(t, 'node', nodeId);
@@ -113,6 +120,18 @@ export function registerNode(t: MetaTables, r: Registration): { nodeId: number; 
   const targetIds = r.targets.map((target) => registerTarget(t, nodeId, target));
   bumpRoutingVersion(t);
   return { nodeId, targetIds };
+}
+
+/** The node of the same role and host that holds a target at one of `r`'s target paths. */
+function nodeHoldingPaths(t: MetaTables, r: Registration): number | undefined {
+  const paths = new Set(r.targets.map((x) => x.path).filter((p) => p !== ''));
+  if (paths.size === 0) return undefined;
+  for (const target of listRecords<TargetRecord>(t.cluster, 'target')) {
+    if (!paths.has(target.path)) continue;
+    const node = t.cluster.get(['node', target.nodeId]) as NodeRecord | undefined;
+    if (node !== undefined && node.role === r.role && node.hostname === r.hostname) return node.nodeId;
+  }
+  return undefined;
 }
 
 function skipCounterPast(t: MetaTables, name: string, id: number): void {
@@ -129,6 +148,14 @@ function registerTarget(t: MetaTables, nodeId: number, reg: TargetRegistration):
       return reg.targetId;
     }
     skipCounterPast(t, 'target', reg.targetId);
+  }
+  if (reg.targetId === 0 && reg.path !== '') {
+    // The same node's target at the same path (a registration sent again): the same target.
+    const same = listRecords<TargetRecord>(t.cluster, 'target').find((x) => x.nodeId === nodeId && x.path === reg.path);
+    if (same !== undefined) {
+      t.cluster.putSync(['target', same.targetId], { ...same, ...usage });
+      return same.targetId;
+    }
   }
   const targetId = reg.targetId !== 0 ? reg.targetId : nextCounter(t, 'target');
   t.cluster.putSync(['target', targetId], { targetId, nodeId, chainId: 0, ...usage } satisfies TargetRecord);

@@ -53,11 +53,19 @@ describe('cluster map', () => {
     expect(second.nodeId).toBe(2);
     expect(second.targetIds).toEqual([3]);
 
+    // A first registration sent again (its answer lost) is the same node, same targets, no new chains.
+    const retried = await map.register(reg({ grpcAddress: '127.0.0.1:8001', targets: [{ targetId: 0, path: '/u', capacityBytes: 1, usedBytes: 0 }] }));
+    expect([retried.nodeId, retried.targetIds]).toEqual([2, [3]]);
+    expect((await map.routingInfo()).chains).toHaveLength(3);
+    // The same paths on another host are another node.
+    const elsewhere = await map.register(reg({ hostname: 'h2', grpcAddress: '127.0.0.1:8002', targets: [{ targetId: 0, path: '/u', capacityBytes: 1, usedBytes: 0 }] }));
+    expect([elsewhere.nodeId, elsewhere.targetIds]).toEqual([3, [4]]);
+
     // Re-registration with known ids keeps the chains and updates addresses.
     const again = await map.register(reg({ nodeId: 1, pid: 43, grpcAddress: '127.0.0.1:9001', targets: [{ targetId: 1, path: '/t0', capacityBytes: 100, usedBytes: 5 }, { targetId: 2, path: '/t1', capacityBytes: 100, usedBytes: 6 }] }));
     expect(again.targetIds).toEqual([1, 2]);
     const after = await map.routingInfo();
-    expect(after.chains).toHaveLength(3);
+    expect(after.chains).toHaveLength(4);
     expect(after.nodes.find((n) => n.nodeId === 1)).toMatchObject({ pid: 43, grpcAddress: '127.0.0.1:9001' });
     expect(after.version).toBeGreaterThan(info.version);
     expect(await codeOf(map.register(reg({ nodeId: 2, targets: [{ targetId: 1, path: '/x', capacityBytes: 0, usedBytes: 0 }] })))).toBe('FLYFS_ERR_INVALID_ARGUMENT');
