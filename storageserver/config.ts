@@ -3,6 +3,9 @@
 import { join, resolve } from 'node:path';
 import { flyfsError } from '../common/errors.js';
 import { limits } from '../common/limits.js';
+import type { IoEngineChoice } from './io-engine.js';
+
+const ioEngineChoices: readonly IoEngineChoice[] = ['auto', 'io_uring', 'fs'];
 
 export interface StorageServerConfig {
   /** The server's own folder: node.json lives here, and default targets below it. */
@@ -23,6 +26,10 @@ export interface StorageServerConfig {
   verifyChecksums: boolean;
   /** New chunks are refused once a target's file system is fuller than this. Default 0.95. */
   diskFullRatio: number;
+  /** File I/O: io_uring, Node's fs, or auto (io_uring where the kernel has it). Default auto. */
+  ioEngine: IoEngineChoice;
+  /** Read chunk data with O_DIRECT where the file system allows it. Default true. */
+  directIo: boolean;
 }
 
 export interface StorageServerConfigInput {
@@ -37,6 +44,8 @@ export interface StorageServerConfigInput {
   httpPort?: number;
   verifyChecksums?: boolean;
   diskFullRatio?: number;
+  ioEngine?: string;
+  directIo?: boolean;
 }
 
 function bad(detail: string): Error {
@@ -73,6 +82,8 @@ export function resolveStorageServerConfig(input: StorageServerConfigInput): Sto
   }
   if (targets.length > limits.targetsPerNodeMax) throw bad(`at most ${limits.targetsPerNodeMax} targets per node, got ${targets.length}`);
   if (new Set(targets).size !== targets.length) throw bad('target folders must be distinct');
+  const ioEngine = (input.ioEngine ?? 'auto') as IoEngineChoice;
+  if (!ioEngineChoices.includes(ioEngine)) throw bad(`ioEngine must be one of ${ioEngineChoices.join(', ')}, got '${input.ioEngine}'`);
   const diskFullRatio = input.diskFullRatio ?? 0.95;
   if (!(diskFullRatio > 0 && diskFullRatio <= 1)) throw bad(`diskFullRatio must be in (0, 1], got ${diskFullRatio}`);
   const host = input.host ?? '127.0.0.1';
@@ -84,6 +95,8 @@ export function resolveStorageServerConfig(input: StorageServerConfigInput): Sto
     httpPort: checkPort('--http-port', input.httpPort ?? 0),
     verifyChecksums: input.verifyChecksums ?? true,
     diskFullRatio,
+    ioEngine,
+    directIo: input.directIo ?? true,
   };
 }
 
@@ -94,7 +107,8 @@ function parseIntArg(flag: string, value: string): number {
 
 /**
  * Parses `--data DIR --mgmt HOST:PORT[,HOST:PORT] [--targets N] [--target PATH]... [--host H]
- * [--port P] [--data-port P] [--http-port P] [--no-verify-checksums] [--disk-full-ratio R]`.
+ * [--port P] [--data-port P] [--http-port P] [--no-verify-checksums] [--disk-full-ratio R]
+ * [--io-engine auto|io_uring|fs] [--no-direct-io]`.
  */
 export function parseStorageServerArgs(argv: readonly string[]): StorageServerConfig {
   const input: StorageServerConfigInput = { dataDir: '', mgmtAddresses: [] };
@@ -102,6 +116,7 @@ export function parseStorageServerArgs(argv: readonly string[]): StorageServerCo
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i]!;
     if (flag === '--no-verify-checksums') { input.verifyChecksums = false; continue; }
+    if (flag === '--no-direct-io') { input.directIo = false; continue; }
     const value = argv[i + 1];
     if (value === undefined || value.startsWith('--')) throw bad(`${flag} expects a value`);
     i++;
@@ -115,6 +130,7 @@ export function parseStorageServerArgs(argv: readonly string[]): StorageServerCo
       case '--data-port': input.dataPort = parseIntArg(flag, value); break;
       case '--http-port': input.httpPort = parseIntArg(flag, value); break;
       case '--disk-full-ratio': input.diskFullRatio = Number(value); break;
+      case '--io-engine': input.ioEngine = value; break;
       default: throw bad(`unknown option '${flag}'`);
     }
   }

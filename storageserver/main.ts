@@ -13,7 +13,8 @@ import { promises as fsp } from 'node:fs';
 import type { ChunkStore } from './chunk-store.js';
 import { parseStorageServerArgs, type StorageServerConfig } from './config.js';
 import { startDataServer, type DataServer } from './data-server.js';
-import { FsChunkStore } from './fs-chunk-store.js';
+import { ChunkEngine } from './chunk-engine.js';
+import { createIoEngine } from './io-engine.js';
 import { buildStorageHttpApp } from './http.js';
 import { Membership } from './membership.js';
 import { ChunkService, storageGrpcHandlers } from './service.js';
@@ -48,10 +49,13 @@ export async function startStorageServer(config: StorageServerConfig, options: S
   };
   try {
     await fsp.mkdir(config.dataDir, { recursive: true });
+    const io = createIoEngine(config.ioEngine);
+    cleanups.push(() => io.shutdown());
+    log.info({ ioEngine: io.kind, fallbackReason: io.fallbackReason }, 'file I/O engine');
     const stores: ChunkStore[] = [];
     for (const path of config.targets) {
       await fsp.mkdir(path, { recursive: true });
-      const store = await FsChunkStore.open({ dir: path, verifyChecksums: config.verifyChecksums, diskFullRatio: config.diskFullRatio });
+      const store = await ChunkEngine.open({ dir: path, verifyChecksums: config.verifyChecksums, diskFullRatio: config.diskFullRatio, io, directIo: config.directIo });
       stores.push(store);
       cleanups.push(() => store.close());
     }

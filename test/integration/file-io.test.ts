@@ -17,7 +17,8 @@ const sizes: Array<[string, number]> = [
 
 const pathFor = (name: string): string => `/t/${name.replace(/\W+/g, '_')}`;
 
-describe.each(['framed', 'grpc'] as const)('files over a local cluster (%s data path)', (transport) => {
+// Both data paths, and both I/O engines of the storage servers (io_uring, node:fs forced).
+describe.each([['framed', 'io_uring'], ['grpc', 'fs']] as const)('files over a local cluster (%s data path, %s I/O)', (transport, ioEngine) => {
   let dir: string;
   let cluster: LocalCluster;
   let fs: FileSystem;
@@ -25,7 +26,10 @@ describe.each(['framed', 'grpc'] as const)('files over a local cluster (%s data 
 
   beforeAll(async () => {
     dir = await tempDir(`file-io-${transport}`);
-    cluster = await startLocalCluster({ dataDir: join(dir, 'data'), storageServers: 3, targetsPerServer: 2 });
+    cluster = await startLocalCluster({
+      dataDir: join(dir, 'data'), storageServers: 3, targetsPerServer: 2,
+      extraArgs: { storageserver: ['--io-engine', ioEngine] },
+    });
     fs = await connect(cluster.clusterAddress, { transport });
     await fs.mkdir('/t', { chunkSizeBytes: chunkSize, stripe });
   });
@@ -101,7 +105,10 @@ describe.each(['framed', 'grpc'] as const)('files over a local cluster (%s data 
     await fs.close();
     await cluster.stop();
     for (const pid of pids) expect(isAlive(pid)).toBe(false);
-    cluster = await startLocalCluster({ dataDir: join(dir, 'data'), storageServers: 3, targetsPerServer: 2 });
+    cluster = await startLocalCluster({
+      dataDir: join(dir, 'data'), storageServers: 3, targetsPerServer: 2,
+      extraArgs: { storageserver: ['--io-engine', ioEngine] },
+    });
     fs = await connect(cluster.clusterAddress, { transport });
     expect((await fs.readdir('/t')).sort()).toEqual([...written.keys(), '/t/mid', '/t/short', '/t/sparse'].map((p) => p.slice(3)).sort());
     for (const [path, data] of written) {

@@ -10,7 +10,8 @@ const sessionTimeoutMs = 1_500;
 
 async function chunkFiles(dataDir: string, inodeId: number): Promise<number> {
   const all = await readdir(dataDir, { recursive: true });
-  return all.filter((p) => new RegExp(`(^|/)chunks/${inodeId}/\\d+$`).test(p)).length;
+  // The chunk engine keeps each chunk's committed version as data/<inode>/<index>.<version>.
+  return all.filter((p) => new RegExp(`(^|/)data/${inodeId}/\\d+\\.\\d+$`).test(p)).length;
 }
 
 async function eventually(check: () => Promise<boolean>, timeoutMs: number): Promise<void> {

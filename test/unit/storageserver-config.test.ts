@@ -7,7 +7,7 @@ describe('parseStorageServerArgs', () => {
     const c = parseStorageServerArgs(['--data', '/tmp/x', '--mgmt', '127.0.0.1:9000,127.0.0.1:9001', '--targets', '2']);
     expect(c).toMatchObject({
       dataDir: resolve('/tmp/x'), mgmtAddresses: ['127.0.0.1:9000', '127.0.0.1:9001'], host: '127.0.0.1',
-      grpcPort: 0, dataPort: 0, httpPort: 0, verifyChecksums: true, diskFullRatio: 0.95,
+      grpcPort: 0, dataPort: 0, httpPort: 0, verifyChecksums: true, diskFullRatio: 0.95, ioEngine: 'auto', directIo: true,
     });
     expect(c.targets).toEqual([join(resolve('/tmp/x'), 'target-0'), join(resolve('/tmp/x'), 'target-1')]);
   });
@@ -18,7 +18,14 @@ describe('parseStorageServerArgs', () => {
     expect([c.grpcPort, c.dataPort, c.httpPort, c.host]).toEqual([5, 6, 7, '0.0.0.0']);
   });
 
+  it('takes the I/O engine and direct I/O switches', () => {
+    const c = parseStorageServerArgs(['--data', 'd', '--mgmt', 'h:1', '--io-engine', 'fs', '--no-direct-io']);
+    expect([c.ioEngine, c.directIo]).toEqual(['fs', false]);
+    expect(parseStorageServerArgs(['--data', 'd', '--mgmt', 'h:1', '--io-engine', 'io_uring']).ioEngine).toBe('io_uring');
+  });
+
   it.each([
+    [['--data', 'd', '--mgmt', 'h:1', '--io-engine', 'aio']],
     [['--mgmt', 'h:1']],
     [['--data', 'd']],
     [['--data', 'd', '--mgmt', 'nohost']],

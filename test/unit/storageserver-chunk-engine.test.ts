@@ -4,22 +4,30 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { inodeId } from '../../common/ids.js';
 import { crc32c } from '../../storageserver/crc32c.js';
-import { FsChunkStore } from '../../storageserver/fs-chunk-store.js';
+import { ChunkEngine } from '../../storageserver/chunk-engine.js';
+import { createIoEngine, type IoEngine, type IoEngineKind } from '../../storageserver/io-engine.js';
 
 const CHUNK = 64 * 1024;
 const key = (inode: number, index: number) => ({ inodeId: inodeId(inode), index });
 
-describe('FsChunkStore', () => {
+// Every case runs on both I/O engines: io_uring, and the node:fs fallback forced.
+describe.each<IoEngineKind>(['io_uring', 'fs'])('chunk engine on %s', (kind) => {
   let dir: string;
-  let store: FsChunkStore;
-  const open = (verifyChecksums = true, diskFullRatio = 1) => FsChunkStore.open({ dir, verifyChecksums, diskFullRatio });
+  let io: IoEngine;
+  let store: ChunkEngine;
+  const open = (verifyChecksums = true, diskFullRatio = 1) => ChunkEngine.open({ dir, verifyChecksums, diskFullRatio, io });
+  /** The data file of a chunk's committed version. */
+  const fileOf = (inode: number, index: number, version: number) => join(dir, 'data', String(inode), `${index}.${version}`);
 
   beforeEach(async () => {
     dir = mkdtempSync(join(tmpdir(), 'flyfs-chunkstore-'));
+    io = createIoEngine(kind);
+    expect(io.kind).toBe(kind);
     store = await open();
   });
   afterEach(async () => {
     await store.close();
+    await io.shutdown();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -65,31 +73,66 @@ describe('FsChunkStore', () => {
     expect(await store.stat(key(10, 0))).toBeDefined();
   });
 
-  it('keeps committed chunks across a restart and sweeps torn temp files', async () => {
+  it('keeps committed chunks across a restart and sweeps the files of torn writes', async () => {
     await store.write(key(3, 7), 0, Buffer.from('persist me'), CHUNK);
     await store.write(key(3, 7), 0, Buffer.from('P'), CHUNK);
     await store.close();
-    await fsp.writeFile(join(dir, 'chunks', '3', '.7.tmp-deadbeef'), 'torn half-written chunk');
+    // A write that died before its commit left version 3 aside; an old version's unlink was lost.
+    await fsp.writeFile(fileOf(3, 7, 3), 'torn half-written chunk');
+    await fsp.writeFile(fileOf(3, 7, 1), 'persist me');
     store = await open();
     const got = await store.read(key(3, 7), 0, 100);
     expect(got?.data.toString()).toBe('Persist me');
     expect(got?.meta.version).toBe(2);
-    expect(await fsp.readdir(join(dir, 'chunks', '3'))).toEqual(['7']);
+    expect(await fsp.readdir(join(dir, 'data', '3'))).toEqual(['7.2']);
+    // The next write takes version 3 again, cleanly.
+    expect((await store.write(key(3, 7), 0, Buffer.from('third'), CHUNK)).version).toBe(3);
+    expect((await store.read(key(3, 7), 0, 100))?.data.toString()).toBe('thirdst me');
   });
 
-  it('detects a corrupted chunk on read (and on the write that would patch it)', async () => {
-    await store.write(key(4, 0), 0, Buffer.alloc(1000, 7), CHUNK);
-    const path = join(dir, 'chunks', '4', '0');
-    const fh = await fsp.open(path, 'r+');
-    await fh.write(Buffer.from([0x55]), 0, 1, 32 + 500);
+  it('detects a corrupted or missing data file on read, on the write that would patch it, and in a scrub', async () => {
+    await store.write(key(4, 0), 0, Buffer.alloc(10_000, 7), CHUNK);
+    await store.write(key(4, 1), 0, Buffer.alloc(100, 8), CHUNK);
+    const fh = await fsp.open(fileOf(4, 0, 1), 'r+');
+    await fh.write(Buffer.from([0x55]), 0, 1, 5000);
     await fh.close();
     await expect(store.read(key(4, 0), 0, 10)).rejects.toMatchObject({ code: 'FLYFS_ERR_CHECKSUM' });
     await expect(store.write(key(4, 0), 0, Buffer.from('x'), CHUNK)).rejects.toMatchObject({ code: 'FLYFS_ERR_CHECKSUM' });
+    expect(await store.scrub()).toEqual([key(4, 0)]);
     // A truncated file is caught even without data checksums.
-    await fsp.truncate(path, 100);
+    await fsp.truncate(fileOf(4, 0, 1), 100);
     const lax = await open(false);
     await expect(lax.read(key(4, 0), 0, 1000)).rejects.toMatchObject({ code: 'FLYFS_ERR_CHECKSUM' });
-    await expect(store.read(key(4, 0), 0, 1000)).rejects.toMatchObject({ code: 'FLYFS_ERR_CHECKSUM' });
+    expect((await lax.read(key(4, 0), 0, 50))?.data).toEqual(Buffer.alloc(50, 7));
+    await lax.close();
+    await fsp.rm(fileOf(4, 1, 1));
+    await expect(store.read(key(4, 1), 0, 10)).rejects.toMatchObject({ code: 'FLYFS_ERR_CHECKSUM' });
+    expect(await store.scrub()).toEqual([key(4, 0), key(4, 1)]);
+    // A whole rewrite replaces the damaged version.
+    await store.write(key(4, 1), 0, Buffer.alloc(100, 9), CHUNK);
+    expect(await store.scrub()).toEqual([key(4, 0)]);
+  });
+
+  it('reads ranges at unaligned offsets of large chunks exactly', async () => {
+    const big = Buffer.alloc(CHUNK);
+    for (let i = 0; i < big.length; i++) big[i] = (i * 31 + 7) & 0xff;
+    await store.write(key(8, 0), 0, big, CHUNK);
+    for (const [off, len] of [[0, CHUNK], [1, 4095], [4095, 2], [4096, 4096], [12_345, 20_000], [CHUNK - 1, 10]] as const) {
+      const got = await store.read(key(8, 0), off, len);
+      expect(got?.data.equals(big.subarray(off, Math.min(CHUNK, off + len))), `${off}+${len}`).toBe(true);
+    }
+    const lax = await open(false);
+    expect((await lax.read(key(8, 0), 12_345, 20_000))?.data.equals(big.subarray(12_345, 32_345))).toBe(true);
+    await lax.close();
+  });
+
+  it('truncates a chunk to a new committed version', async () => {
+    await store.write(key(11, 0), 0, Buffer.from('0123456789'), CHUNK);
+    const m = await store.truncate(key(11, 0), 4);
+    expect(m).toEqual({ version: 2, length: 4, crc32c: crc32c(Buffer.from('0123')) });
+    expect((await store.read(key(11, 0), 0, 100))?.data.toString()).toBe('0123');
+    expect(await store.truncate(key(11, 0), 8)).toEqual(m);
+    expect(await store.truncate(key(11, 1), 0)).toBeUndefined();
   });
 
   it('serializes concurrent writes to one chunk without losing any', async () => {
@@ -103,10 +146,14 @@ describe('FsChunkStore', () => {
 
   it('refuses new chunks above the disk-full ratio but still overwrites existing ones', async () => {
     await store.write(key(6, 0), 0, Buffer.from('x'), CHUNK);
-    const full = await FsChunkStore.open({ dir, verifyChecksums: true, diskFullRatio: 1e-9 });
+    await store.close();
+    const full = await ChunkEngine.open({ dir, verifyChecksums: true, diskFullRatio: 1e-9, io });
     await expect(full.write(key(6, 1), 0, Buffer.from('y'), CHUNK)).rejects.toMatchObject({ code: 'FLYFS_ERR_NO_SPACE' });
     expect((await full.write(key(6, 0), 0, Buffer.from('z'), CHUNK)).version).toBe(2);
     const u = await full.usage();
     expect(u.capacityBytes).toBeGreaterThan(0);
+    await full.close();
+    store = await open();
+    expect((await store.read(key(6, 0), 0, 10))?.data.toString()).toBe('z');
   });
 });

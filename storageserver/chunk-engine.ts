@@ -1,0 +1,390 @@
+// The chunk engine of one storage target (docs/chunk-engine.md): per-chunk metadata (version,
+// length, CRC32C, data file) in the target's own LMDB, chunk data in one file per version under
+// data/<inode>/<index>.<version>, all file I/O through the I/O engine (io_uring, or node:fs).
+//
+// A write never touches the committed version's file: it writes the next version aside
+// (fdatasync, and the folder fsynced when the file is new), then commits by one durable LMDB put
+// that points the chunk at the new file, then unlinks the old one. A crash before the put leaves
+// the old version committed and an orphan file; after it, the new version. Orphans (files no
+// record points at) are swept at open. Reads return committed data only, verified against its
+// CRC32C when configured; scrub() verifies every chunk.
+import { promises as fsp, constants as fsConstants } from 'node:fs';
+import { join } from 'node:path';
+import { open as openLmdb, type Database, type RootDatabase } from 'lmdb';
+import { flyfsError, FlyfsError } from '../common/errors.js';
+import { chunkVersion, type ChunkKey, type InodeId } from '../common/ids.js';
+import { limits } from '../common/limits.js';
+import type { ChunkMeta, ChunkStore, TargetUsage } from './chunk-store.js';
+import { crc32c } from './crc32c.js';
+import { oDirect, type IoEngine } from './io-engine.js';
+
+/** How long one statfs answer is trusted for the disk-full check. */
+const statfsCacheMs = 1000;
+
+export interface ChunkEngineOptions {
+  /** The target's folder. */
+  dir: string;
+  verifyChecksums: boolean;
+  /** New chunks are refused above this fill ratio of the target's file system. */
+  diskFullRatio: number;
+  io: IoEngine;
+  /** Read with O_DIRECT (aligned buffers) where the file system allows it. Default true. */
+  directIo?: boolean;
+}
+
+/** What LMDB keeps per chunk: its committed version. */
+interface ChunkRecord {
+  readonly version: number;
+  readonly length: number;
+  readonly crc32c: number;
+}
+
+type RecordKey = [inodeId: number, index: number];
+
+/** One promise chain per key: callers for one key run in order, different keys in parallel. */
+export class KeyedLock {
+  private readonly tails = new Map<string, Promise<void>>();
+
+  async run<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.tails.get(key) ?? Promise.resolve();
+    let release!: () => void;
+    const mine = new Promise<void>((r) => { release = r; });
+    const tail = prev.then(() => mine);
+    this.tails.set(key, tail);
+    await prev;
+    try {
+      return await fn();
+    } finally {
+      release();
+      if (this.tails.get(key) === tail) this.tails.delete(key);
+    }
+  }
+
+  /** Settles once everything queued now has run. */
+  async idle(): Promise<void> {
+    await Promise.all([...this.tails.values()]);
+  }
+}
+
+function metaOf(r: ChunkRecord): ChunkMeta {
+  return { version: chunkVersion(r.version), length: r.length, crc32c: r.crc32c };
+}
+
+function isErrno(err: unknown, ...codes: string[]): boolean {
+  return codes.includes((err as NodeJS.ErrnoException).code ?? '');
+}
+
+function mapIoError(err: unknown): unknown {
+  if (err instanceof FlyfsError) return err;
+  if (isErrno(err, 'ENOSPC', 'EDQUOT')) return flyfsError('FLYFS_ERR_NO_SPACE', (err as Error).message, { cause: err });
+  return err;
+}
+
+export class ChunkEngine implements ChunkStore {
+  private readonly dataDir: string;
+  private readonly locks = new KeyedLock();
+  private statfsCache: { atMs: number; usage: TargetUsage } | undefined;
+  private closed = false;
+  /** Cleared when the file system refuses O_DIRECT (tmpfs, some overlays). */
+  private direct: boolean;
+
+  private constructor(
+    private readonly options: ChunkEngineOptions,
+    private readonly env: RootDatabase,
+    private readonly chunks: Database<ChunkRecord, RecordKey>,
+  ) {
+    this.dataDir = join(options.dir, 'data');
+    this.direct = (options.directIo ?? true) && oDirect !== 0 && options.io.allocAligned(0) !== undefined;
+  }
+
+  /** Opens (creating if needed) the engine of one target and sweeps orphan files of torn writes. */
+  static async open(options: ChunkEngineOptions): Promise<ChunkEngine> {
+    await fsp.mkdir(join(options.dir, 'data'), { recursive: true });
+    // Sync on, not overlapped: a put is on disk when it resolves.
+    const env = openLmdb({ path: join(options.dir, 'meta'), maxDbs: 4, overlappingSync: false });
+    const chunks = env.openDB<ChunkRecord, RecordKey>({ name: 'chunks', sharedStructuresKey: Symbol.for('flyfs.structures') });
+    const engine = new ChunkEngine(options, env, chunks);
+    await engine.sweepOrphans();
+    return engine;
+  }
+
+  /** Removes data files that no committed record points at (writes a crash cut short, old versions). */
+  private async sweepOrphans(): Promise<void> {
+    for (const inode of await fsp.readdir(this.dataDir)) {
+      const dir = join(this.dataDir, inode);
+      let names: string[];
+      try { names = await fsp.readdir(dir); } catch { continue; }
+      for (const name of names) {
+        const m = /^(\d+)\.(\d+)$/.exec(name);
+        const rec = m === null ? undefined : this.chunks.get([Number(inode), Number(m[1])]);
+        if (m === null || rec === undefined || rec.version !== Number(m[2])) await fsp.rm(join(dir, name), { force: true });
+      }
+    }
+  }
+
+  private inodeDir(inodeId: InodeId): string { return join(this.dataDir, String(inodeId)); }
+  private filePath(key: ChunkKey, version: number): string { return join(this.inodeDir(key.inodeId), `${key.index}.${version}`); }
+  private lockKey(key: ChunkKey): string { return `${key.inodeId}/${key.index}`; }
+
+  private checkOpen(): void {
+    if (this.closed) throw flyfsError('FLYFS_ERR_CLOSED', 'chunk store is closed');
+  }
+
+  private checkKey(key: ChunkKey): void {
+    if (!Number.isSafeInteger(key.inodeId) || key.inodeId <= 0) throw flyfsError('FLYFS_ERR_INVALID_ARGUMENT', `inode id ${key.inodeId}`);
+    if (!Number.isInteger(key.index) || key.index < 0 || key.index > 0xffffffff) throw flyfsError('FLYFS_ERR_INVALID_ARGUMENT', `chunk index ${key.index}`);
+  }
+
+  private record(key: ChunkKey): ChunkRecord | undefined {
+    return this.chunks.get([key.inodeId, key.index]);
+  }
+
+  // ---- file I/O through the engine ----
+
+  /** Reads [from, to) of a committed version's file: exactly that many bytes, or a checksum error. */
+  private async readFile(key: ChunkKey, rec: ChunkRecord, from: number, to: number): Promise<Buffer> {
+    const io = this.options.io;
+    const path = this.filePath(key, rec.version);
+    const n = to - from;
+    if (n <= 0) return Buffer.alloc(0);
+    const useDirect = this.direct;
+    let fd: number;
+    try {
+      fd = await io.open(path, fsConstants.O_RDONLY | (useDirect ? oDirect : 0));
+    } catch (err) {
+      if (useDirect && isErrno(err, 'EINVAL')) { this.direct = false; return this.readFile(key, rec, from, to); }
+      if (isErrno(err, 'ENOENT')) throw flyfsError('FLYFS_ERR_CHECKSUM', `chunk ${this.lockKey(key)} v${rec.version}: its data file is missing`);
+      throw err;
+    }
+    try {
+      // O_DIRECT: an aligned window around the range, into aligned memory; short only at the end.
+      const a = useDirect ? io.alignment : 1;
+      const start = Math.floor(from / a) * a;
+      const end = Math.ceil(to / a) * a;
+      const buf = useDirect ? io.allocAligned(end - start)! : Buffer.allocUnsafe(end - start);
+      let got = 0;
+      while (start + got < to) {
+        const r = await io.read(fd, buf, got, end - start - got, start + got);
+        if (r === 0) break;
+        got += r;
+      }
+      if (start + got < to) throw flyfsError('FLYFS_ERR_CHECKSUM', `chunk ${this.lockKey(key)} v${rec.version}: data file shorter than ${rec.length} bytes`);
+      return buf.subarray(from - start, to - start);
+    } finally {
+      await io.close(fd);
+    }
+  }
+
+  /** The whole committed content, its CRC verified. */
+  private async readVerified(key: ChunkKey, rec: ChunkRecord): Promise<Buffer> {
+    const data = await this.readFile(key, rec, 0, rec.length);
+    if (crc32c(data) !== rec.crc32c) throw flyfsError('FLYFS_ERR_CHECKSUM', `chunk ${this.lockKey(key)} v${rec.version}: CRC32C mismatch`);
+    return data;
+  }
+
+  /** Writes the version's file aside, durably (data and, for a new file, its folder entry). */
+  private async writeFile(key: ChunkKey, version: number, parts: readonly Uint8Array[]): Promise<void> {
+    const io = this.options.io;
+    const dir = this.inodeDir(key.inodeId);
+    const made = await fsp.mkdir(dir, { recursive: true });
+    if (made !== undefined) await this.fsyncDir(this.dataDir);
+    const path = this.filePath(key, version);
+    const fd = await io.open(path, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_TRUNC, 0o644);
+    try {
+      // All parts at once: the ring takes them in one submission.
+      let position = 0;
+      const writes: Array<Promise<void>> = [];
+      for (const p of parts) {
+        const at = position;
+        writes.push((async () => {
+          let done = 0;
+          while (done < p.byteLength) done += await io.write(fd, p, done, p.byteLength - done, at + done);
+        })());
+        position += p.byteLength;
+      }
+      await Promise.all(writes);
+      await io.sync(fd, true);
+    } catch (err) {
+      await io.close(fd).catch(() => undefined);
+      await fsp.rm(path, { force: true });
+      throw mapIoError(err);
+    }
+    await io.close(fd);
+    await this.fsyncDir(dir);
+  }
+
+  private async fsyncDir(dir: string): Promise<void> {
+    const io = this.options.io;
+    const fd = await io.open(dir, fsConstants.O_RDONLY | fsConstants.O_DIRECTORY);
+    try { await io.sync(fd, false); } finally { await io.close(fd); }
+  }
+
+  /** Points the chunk at its new version (durable when it resolves), then drops the old file. */
+  private async commit(key: ChunkKey, rec: ChunkRecord, old: ChunkRecord | undefined): Promise<void> {
+    await this.chunks.put([key.inodeId, key.index], rec);
+    if (old !== undefined) await fsp.rm(this.filePath(key, old.version), { force: true });
+  }
+
+  // ---- the ChunkStore interface ----
+
+  async write(key: ChunkKey, offset: number, data: Uint8Array, chunkSizeBytes: number): Promise<ChunkMeta> {
+    this.checkOpen();
+    this.checkKey(key);
+    if (!Number.isInteger(chunkSizeBytes) || chunkSizeBytes < limits.chunkSizeBytesMin || chunkSizeBytes > limits.chunkSizeBytesMax) {
+      throw flyfsError('FLYFS_ERR_CHUNK_RANGE', `chunk size ${chunkSizeBytes}`);
+    }
+    if (!Number.isInteger(offset) || offset < 0 || offset + data.length > chunkSizeBytes) {
+      throw flyfsError('FLYFS_ERR_CHUNK_RANGE', `write [${offset}, ${offset + data.length}) in a chunk of ${chunkSizeBytes}`);
+    }
+    return this.locks.run(this.lockKey(key), async () => {
+      const old = this.record(key);
+      if (old === undefined) await this.checkSpace();
+      const version = (old?.version ?? 0) + 1;
+      let parts: Uint8Array[];
+      let length: number;
+      let crc: number;
+      if (old === undefined || (offset === 0 && data.length >= old.length)) {
+        // Nothing of the old content survives: the new version is the data alone.
+        const gap = old === undefined && offset > 0 ? Buffer.alloc(offset) : undefined;
+        parts = gap === undefined ? [data] : [gap, data];
+        length = offset + data.length;
+        crc = gap === undefined ? crc32c(data) : crc32c(Buffer.concat([gap, data]));
+      } else {
+        // Copy on write. The old content is verified even when reads skip it, so a write never
+        // launders corruption into a fresh checksum.
+        const before = await this.readVerified(key, old);
+        length = Math.max(old.length, offset + data.length);
+        const next = Buffer.alloc(length);
+        before.copy(next, 0);
+        next.set(data, offset);
+        parts = [next];
+        crc = crc32c(next);
+      }
+      await this.writeFile(key, version, parts);
+      const rec: ChunkRecord = { version, length, crc32c: crc };
+      await this.commit(key, rec, old);
+      return metaOf(rec);
+    });
+  }
+
+  async read(key: ChunkKey, offset: number, length: number): Promise<{ data: Buffer; meta: ChunkMeta } | undefined> {
+    this.checkOpen();
+    this.checkKey(key);
+    if (!Number.isInteger(offset) || offset < 0 || !Number.isInteger(length) || length < 0 || offset + length > limits.chunkSizeBytesMax) {
+      throw flyfsError('FLYFS_ERR_CHUNK_RANGE', `read [${offset}, ${offset + length})`);
+    }
+    // The version read is the one committed when the read began; a write that commits meanwhile
+    // unlinks that file only after the put, and an open file stays readable on Linux.
+    const rec = this.record(key);
+    if (rec === undefined) return undefined;
+    const from = Math.min(offset, rec.length);
+    const to = Math.min(rec.length, offset + length);
+    try {
+      if (this.options.verifyChecksums) {
+        const whole = await this.readVerified(key, rec);
+        return { meta: metaOf(rec), data: whole.subarray(from, to) };
+      }
+      return { meta: metaOf(rec), data: await this.readFile(key, rec, from, to) };
+    } catch (err) {
+      // The version was replaced (and its file removed) between the lookup and the open: read again.
+      if (err instanceof FlyfsError && err.code === 'FLYFS_ERR_CHECKSUM' && this.record(key)?.version !== rec.version) return this.read(key, offset, length);
+      throw err;
+    }
+  }
+
+  async stat(key: ChunkKey): Promise<ChunkMeta | undefined> {
+    this.checkOpen();
+    this.checkKey(key);
+    const rec = this.record(key);
+    return rec === undefined ? undefined : metaOf(rec);
+  }
+
+  async truncate(key: ChunkKey, lengthBytes: number): Promise<ChunkMeta | undefined> {
+    this.checkOpen();
+    this.checkKey(key);
+    if (!Number.isInteger(lengthBytes) || lengthBytes < 0 || lengthBytes > limits.chunkSizeBytesMax) {
+      throw flyfsError('FLYFS_ERR_CHUNK_RANGE', `truncate to ${lengthBytes}`);
+    }
+    return this.locks.run(this.lockKey(key), async () => {
+      const old = this.record(key);
+      if (old === undefined || old.length <= lengthBytes) return old === undefined ? undefined : metaOf(old);
+      const data = (await this.readVerified(key, old)).subarray(0, lengthBytes);
+      const rec: ChunkRecord = { version: old.version + 1, length: lengthBytes, crc32c: crc32c(data) };
+      await this.writeFile(key, rec.version, [data]);
+      await this.commit(key, rec, old);
+      return metaOf(rec);
+    });
+  }
+
+  async removeFrom(inodeId: InodeId, fromIndex: number): Promise<number> {
+    this.checkOpen();
+    this.checkKey({ inodeId, index: fromIndex });
+    const indexes = [...this.chunks.getKeys({ start: [inodeId, fromIndex], end: [inodeId + 1, 0] })].map((k) => k[1]);
+    let removed = 0;
+    for (const index of indexes) {
+      const key = { inodeId, index };
+      await this.locks.run(this.lockKey(key), async () => {
+        const rec = this.record(key);
+        if (rec === undefined) return;
+        // Record first: a crash after it leaves an orphan file, swept at open, never a dangling record.
+        await this.chunks.remove([inodeId, index]);
+        await fsp.rm(this.filePath(key, rec.version), { force: true });
+        removed++;
+      });
+    }
+    if (fromIndex === 0) {
+      // Only succeeds when empty: a concurrent write that recreated a chunk keeps the folder.
+      try { await fsp.rmdir(this.inodeDir(inodeId)); } catch { /* not empty or gone */ }
+    }
+    return removed;
+  }
+
+  /**
+   * Verifies every committed chunk against its CRC32C (the background scrub); resolves to the
+   * chunks whose data is damaged or missing. Chunks written meanwhile are checked as they are.
+   */
+  async scrub(): Promise<ChunkKey[]> {
+    this.checkOpen();
+    const bad: ChunkKey[] = [];
+    for (const k of this.chunks.getKeys({})) {
+      const key = { inodeId: k[0] as InodeId, index: k[1] };
+      await this.locks.run(this.lockKey(key), async () => {
+        const rec = this.record(key);
+        if (rec === undefined) return;
+        try { await this.readVerified(key, rec); } catch (err) {
+          if (err instanceof FlyfsError && err.code === 'FLYFS_ERR_CHECKSUM') bad.push(key); else throw err;
+        }
+      });
+    }
+    return bad;
+  }
+
+  async usage(): Promise<TargetUsage> {
+    const now = Date.now();
+    if (this.statfsCache && now - this.statfsCache.atMs < statfsCacheMs) return this.statfsCache.usage;
+    const s = await fsp.statfs(this.options.dir);
+    const usage: TargetUsage = {
+      capacityBytes: s.blocks * s.bsize,
+      usedBytes: (s.blocks - s.bfree) * s.bsize,
+      freeBytes: s.bavail * s.bsize,
+    };
+    this.statfsCache = { atMs: now, usage };
+    return usage;
+  }
+
+  private async checkSpace(): Promise<void> {
+    const u = await this.usage();
+    if (u.capacityBytes === 0) return;
+    const fullRatio = (u.capacityBytes - u.freeBytes) / u.capacityBytes;
+    if (fullRatio > this.options.diskFullRatio) {
+      throw flyfsError('FLYFS_ERR_NO_SPACE', `target ${this.options.dir} is ${(fullRatio * 100).toFixed(1)}% full`);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.locks.idle();
+    await this.env.close();
+  }
+}
