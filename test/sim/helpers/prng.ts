@@ -30,6 +30,11 @@ export class Prng {
   /** Uniform integer in [lo, hi]. */
   int(lo: number, hi: number): number { return lo + Math.floor(this.float() * (hi - lo + 1)); }
   chance(p: number): boolean { return this.float() < p; }
+  bytes(length: number): Uint8Array {
+    const out = new Uint8Array(length);
+    for (let i = 0; i < length; i++) out[i] = this.u32() & 0xff;
+    return out;
+  }
   pick<T>(items: readonly T[]): T { return items[this.int(0, items.length - 1)]!; }
 }
 
