@@ -5,7 +5,7 @@ import type { ChainVersion, ChunkKey, ChunkVersion, TargetId } from '../../commo
 import { chunkVersion } from '../../common/ids.js';
 import { assert, type ErrorCode } from '../../common/errors.js';
 import { applyUpdate, emptyContent } from './chunk-content.js';
-import { chunkName } from './chunk-name.js';
+import { chunkName, writeName } from './chunk-name.js';
 import {
   craqOptionsDefault,
   type ChainConfig, type ChunkRecord, type ClientEntry, type ClientId, type CraqInput, type CraqOptions,
@@ -40,7 +40,7 @@ export class CraqReplica {
   readonly self: TargetId;
   private readonly options: CraqOptions;
   private readonly chunks = new Map<string, ChunkRecord>();
-  private readonly clients = new Map<ClientId, ClientEntry>();
+  private readonly clients = new Map<string, ClientEntry>();
   // In memory only: lost on a crash, rebuilt from retries and retransmissions.
   private config: ChainConfig | null = null;
   private role: Role = noRole;
@@ -51,7 +51,7 @@ export class CraqReplica {
     this.self = init.self;
     this.options = { ...craqOptionsDefault, ...init.options };
     for (const r of init.durable?.chunks ?? []) this.chunks.set(chunkName(r.chunk), r);
-    for (const c of init.durable?.clients ?? []) this.clients.set(c.clientId, c);
+    for (const c of init.durable?.clients ?? []) this.clients.set(writeName(c.clientId, c.requestId), c);
   }
 
   step(input: CraqInput): CraqOutput {
@@ -130,13 +130,8 @@ export class CraqReplica {
     if (!Number.isSafeInteger(req.offsetBytes) || req.offsetBytes < 0 || req.offsetBytes + req.bytes.length > req.chunkSizeBytes) {
       return this.reply(out, 'write', req, failure('FLYFS_ERR_CHUNK_RANGE', `offset ${req.offsetBytes} length ${req.bytes.length}`));
     }
-    const seen = this.clients.get(req.clientId);
-    if (seen !== undefined && seen.requestId === req.requestId) {
-      return this.reply(out, 'write', req, { ok: true, version: seen.version });
-    }
-    if (seen !== undefined && req.requestId < seen.requestId) {
-      return this.reply(out, 'write', req, failure('FLYFS_ERR_INVALID_ARGUMENT', 'request superseded by a later one of the same client'));
-    }
+    const seen = this.clients.get(writeName(req.clientId, req.requestId));
+    if (seen !== undefined) return this.reply(out, 'write', req, { ok: true, version: seen.version });
     const name = chunkName(req.chunk);
     const record = this.chunks.get(name) ?? { chunk: req.chunk, committed: null, pending: null };
     if (record.pending !== null) {
@@ -311,17 +306,17 @@ export class CraqReplica {
   }
 
   private noteClient(out: CraqOutput, entry: ClientEntry): void {
-    const seen = this.clients.get(entry.clientId);
-    if (seen !== undefined && seen.requestId >= entry.requestId) return;
-    if (seen === undefined && this.clients.size >= this.options.clientsMax) {
-      const oldest = this.clients.keys().next();
+    const key = writeName(entry.clientId, entry.requestId);
+    if (this.clients.has(key)) return;
+    if (this.clients.size >= this.options.clientsMax) {
+      // Map order is insertion order: the oldest write goes.
+      const oldest = this.clients.values().next();
       if (!oldest.done) {
-        this.clients.delete(oldest.value);
-        out.persist.push({ kind: 'deleteClient', clientId: oldest.value });
+        this.clients.delete(writeName(oldest.value.clientId, oldest.value.requestId));
+        out.persist.push({ kind: 'deleteClient', clientId: oldest.value.clientId, requestId: oldest.value.requestId });
       }
     }
-    this.clients.delete(entry.clientId); // re-insert: Map order is eviction order
-    this.clients.set(entry.clientId, entry);
+    this.clients.set(key, entry);
     out.persist.push({ kind: 'putClient', entry });
   }
 

@@ -55,7 +55,11 @@ export interface ChunkRecord {
   readonly pending: PendingChunk | null;
 }
 
-/** The last write of a client committed on this replica (idempotence across heads). */
+/**
+ * A client write committed on this replica (idempotence across heads): a retry with the same
+ * (client id, request id) is answered with its version, not applied again. One entry per write,
+ * so a client may have many writes in flight; the oldest entries go first past `clientsMax`.
+ */
 export interface ClientEntry {
   readonly clientId: ClientId;
   readonly requestId: number;
@@ -72,7 +76,7 @@ export type DurableWrite =
   | { readonly kind: 'putChunk'; readonly record: ChunkRecord }
   | { readonly kind: 'deleteChunk'; readonly chunk: ChunkKey }
   | { readonly kind: 'putClient'; readonly entry: ClientEntry }
-  | { readonly kind: 'deleteClient'; readonly clientId: ClientId };
+  | { readonly kind: 'deleteClient'; readonly clientId: ClientId; readonly requestId: number };
 
 // ---- requests from clients ----
 
@@ -180,7 +184,7 @@ export interface CraqOutput {
 }
 
 export interface CraqOptions {
-  /** Client entries kept for idempotence; the oldest goes first when full. */
+  /** Committed writes remembered for idempotence (all clients); the oldest goes first when full. */
   readonly clientsMax: number;
   /** Retries of one write that may wait on the same pending version at once. */
   readonly waitersPerChunkMax: number;

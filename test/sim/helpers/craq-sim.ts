@@ -256,18 +256,21 @@ export function runCraqSim(options: CraqSimOptions): CraqSimResult {
   }
 
   // ---- clients ----
-  const clientCount = options.clients ?? 3;
+  // Lanes of operations: two lanes share each client id (odd and even request ids), so one
+  // client has writes in flight on several chunks at once, as the SDK does.
+  const clientCount = options.clients ?? 4;
   const chunkCount = options.chunks ?? 2;
   const chunks: ChunkKey[] = [];
   for (let i = 0; i < chunkCount; i++) chunks.push({ inodeId: inodeId(100), index: i });
   const clients: SimClient[] = [];
-  for (let i = 1; i <= clientCount; i++) clients.push({ id: clientId(i), nextRequestId: 1, opsLeft: options.opsPerClient ?? 10, current: null, view: config, attempt: 0 });
-  const clientOf = (id: ClientId): SimClient | undefined => clients[id - 1];
+  for (let i = 1; i <= clientCount; i++) clients.push({ id: clientId(Math.ceil(i / 2)), nextRequestId: 2 - (i % 2), opsLeft: options.opsPerClient ?? 10, current: null, view: config, attempt: 0 });
+  const lanesOf = (id: ClientId): SimClient[] => clients.filter((c) => c.id === id);
 
   function startOp(c: SimClient): void {
     if (c.opsLeft === 0) return;
     const chunk = prng.pick(chunks);
-    const requestId = c.nextRequestId++;
+    const requestId = c.nextRequestId;
+    c.nextRequestId += 2;
     const isWrite = prng.chance(0.6);
     const offsetBytes = prng.int(0, CHUNK_SIZE_BYTES - 2);
     const op: Op = { kind: isWrite ? 'write' : 'read', requestId, chunk, offsetBytes, bytes: isWrite ? prng.bytes(prng.int(1, CHUNK_SIZE_BYTES - offsetBytes)) : emptyContent };
@@ -330,8 +333,7 @@ export function runCraqSim(options: CraqSimOptions): CraqSimResult {
     }
     const id = Number(to.slice(1));
     if (to[0] === 'c') {
-      const c = clientOf(clientId(id));
-      if (c !== undefined && msg.kind === 'reply') onReply(c, msg.reply);
+      if (msg.kind === 'reply') for (const c of lanesOf(clientId(id))) onReply(c, msg.reply);
       return;
     }
     if (msg.kind === 'input') stepNode(nodeOf(targetId(id)), msg.input);
