@@ -337,6 +337,11 @@ export class MetadataClient {
     this.keepAliveTimer = undefined;
   }
 
+  /** An operator takes a target offline, or lets it come back (flyfs admin offline|online). */
+  async setTargetAdmin(targetId: number, offline: boolean): Promise<{ routingVersion: number }> {
+    return this.call(this.management, 'head', (c, d) => callUnary(c, c.SetTargetAdmin, { targetId, offline }, d));
+  }
+
   async routingInfo(): Promise<RoutingInfo> {
     return this.call(this.management, 'head', (c, d) => callUnary(c, c.GetRoutingInfo, { knownVersion: 0 }, d));
   }

@@ -8,7 +8,7 @@ import { flyfsError } from '../common/errors.js';
 import { limits } from '../common/limits.js';
 import { metaserverLimits } from './config.js';
 import {
-  evaluate, evaluationPending, listRecords, openClusterMap, readChain, registerNode, routingVersionOf, withStates,
+  evaluate, evaluationPending, listRecords, openClusterMap, readChain, registerNode, routingVersionOf, setTargetAdmin, withStates,
   type ChainRecord, type ChainTableRecord, type EvaluateArgs, type NodeRecord, type Registration, type TargetRecord, type TargetRegistration,
 } from './cluster-ops.js';
 import type { MetaDb } from './db.js';
@@ -126,12 +126,20 @@ export class ClusterMap implements ChainTableSource {
     }
   }
 
+  /** An operator takes a target offline, or lets it come back; the rules run at once. */
+  async setTargetAdmin(targetId: number, offline: boolean): Promise<{ routingVersion: number }> {
+    if (!Number.isSafeInteger(targetId) || targetId <= 0) throw flyfsError('FLYFS_ERR_INVALID_ARGUMENT', `target id ${targetId}`);
+    await this.db.commit((t) => setTargetAdmin(t, targetId, offline));
+    await this.refresh();
+    return { routingVersion: this.version };
+  }
+
   /** Local state of every target as the rules see it now: offline where the node's lease ran
    * out, else the last report; a target without either is left out (it holds). */
   private localStates(): Array<[number, LocalTargetState]> {
     const out: Array<[number, LocalTargetState]> = [];
     for (const t of listRecords<TargetRecord>(this.db.cluster, 'target')) {
-      const s = this.nodeState(t.nodeId) === 'expired' ? 'offline' : this.reported.get(t.targetId);
+      const s = t.adminOffline === true || this.nodeState(t.nodeId) === 'expired' ? 'offline' : this.reported.get(t.targetId);
       if (s !== undefined) out.push([t.targetId, s]);
     }
     return out;

@@ -27,6 +27,8 @@ export interface TargetRecord {
   readonly path: string;
   readonly capacityBytes: number;
   readonly usedBytes: number;
+  /** Taken offline by an operator: reported offline to the rules whatever its node says. */
+  readonly adminOffline?: boolean;
 }
 export interface ChainRecord {
   readonly chainId: number;
@@ -132,6 +134,16 @@ function nodeHoldingPaths(t: MetaTables, r: Registration): number | undefined {
     if (node !== undefined && node.role === r.role && node.hostname === r.hostname) return node.nodeId;
   }
   return undefined;
+}
+
+/** Marks a target offline by an operator, or clears the mark; false when nothing changed. */
+export function setTargetAdmin(t: MetaTables, targetId: number, offline: boolean): boolean {
+  const target = t.cluster.get(['target', targetId]) as TargetRecord | undefined;
+  if (target === undefined) throw flyfsError('FLYFS_ERR_NOT_FOUND', `target ${targetId}`);
+  if ((target.adminOffline ?? false) === offline) return false;
+  t.cluster.putSync(['target', targetId], { ...target, adminOffline: offline });
+  bumpRoutingVersion(t);
+  return true;
 }
 
 function skipCounterPast(t: MetaTables, name: string, id: number): void {

@@ -54,6 +54,7 @@ export function managementHandlers(d: ServiceDeps): ManagementHandlers {
     }),
     Heartbeat: recorded(d, 'Heartbeat', 'head', async (req) => d.clusterMap.heartbeat(req.nodeId, targetsFromWire(req.targets))),
     GetRoutingInfo: recorded(d, 'GetRoutingInfo', 'head', async () => routingToWire(await d.clusterMap.routingInfo())),
+    SetTargetAdmin: recorded(d, 'SetTargetAdmin', 'head', async (req) => d.clusterMap.setTargetAdmin(req.targetId, req.offline)),
   };
 }
 

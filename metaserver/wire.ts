@@ -83,6 +83,7 @@ export function routingToWire(r: RoutingInfo): WireRoutingInfo {
       targetId: t.targetId, nodeId: t.nodeId, chainId: t.chainId, path: t.path, capacityBytes: t.capacityBytes, usedBytes: t.usedBytes,
       state: targetStateToWire[t.state],
       localState: t.localState === undefined ? 'LOCAL_TARGET_STATE_UNSPECIFIED' : localStateToWire[t.localState],
+      adminOffline: t.adminOffline ?? false,
     })),
     chains: r.chains.map((c) => ({ chainId: c.chainId, version: c.version, targetIds: [...c.targetIds], targetStates: c.states.map((s) => targetStateToWire[s]) })),
     chainTables: r.chainTables.map((t) => ({ tableId: t.tableId, version: t.version, chainIds: [...t.chainIds] })),

@@ -5,6 +5,7 @@ import { pathToFileURL } from 'node:url';
 import { FlyfsError } from '../common/errors.js';
 import { upCommand } from './commands/up.js';
 import { statusCommand } from './commands/status.js';
+import { adminCommand } from './commands/admin.js';
 import { catCommand, cpCommand, lsCommand, mkdirCommand, mvCommand, rmCommand, statCommand } from './commands/fs-commands.js';
 
 const usage = `usage: flyfs <command> [options]
@@ -13,6 +14,10 @@ cluster
   up [--data DIR] [--metaservers N] [--storage-servers N] [--targets N] [--restart]
                          start a local cluster (data in ./flyfs-data), Ctrl-C stops it
   status [--json]        every node with role, address, state and pid
+  admin chains|targets [--json]
+                         storage chains (head first) and targets with their states
+  admin offline|online TARGET
+                         take a storage target out of service, or let it come back
   metaserver --data DIR [--host H] [--port P] [--http-port P]
   storageserver --data DIR --mgmt HOST:PORT [--targets N] [--port P] [--data-port P] [--http-port P]
 
@@ -30,6 +35,7 @@ type Command = (argv: string[]) => Promise<number>;
 const commands: Record<string, Command> = {
   up: upCommand,
   status: statusCommand,
+  admin: adminCommand,
   ls: lsCommand,
   cp: cpCommand,
   cat: catCommand,

@@ -149,6 +149,10 @@ describe('bad input', () => {
       ['stat batch over the limit', () => callUnary(meta, meta.StatBatch, { requests: Array.from({ length: limits.statBatchMax + 1 }, () => ({ path: '/kept', noFollow: false })) })],
     ];
     for (const [what, call] of attempts) expect(refused, what).toContain(await errorCode(call()));
+    const mgmt = new protos.flyfs.v1.Management(head.grpcAddress, grpc.credentials.createInsecure(), channelOptions);
+    expect(await errorCode(callUnary(mgmt, mgmt.SetTargetAdmin, { targetId: 0, offline: true }))).toBe('FLYFS_ERR_INVALID_ARGUMENT');
+    expect(await errorCode(callUnary(mgmt, mgmt.SetTargetAdmin, { targetId: 424_242, offline: true }))).toBe('FLYFS_ERR_NOT_FOUND');
+    grpc.Client.prototype.close.call(mgmt);
     grpc.Client.prototype.close.call(meta);
     await stillServing();
   });

@@ -93,6 +93,41 @@ describe('flyfs CLI against flyfs up', () => {
     expect(s.targets.length).toBe(6);
   });
 
+  it('admin lists chains and targets, takes a target offline and lets it come back', async () => {
+    type Chains = { chains: Array<{ chainId: number; version: number; members: Array<{ targetId: number; state: string }> }> };
+    type Targets = { targets: Array<{ targetId: number; chainId: number; state: string; adminOffline: boolean }> };
+    const chains = async (): Promise<Chains['chains']> => (JSON.parse((await flyfs(['admin', 'chains', '--json'], dir)).stdout) as Chains).chains;
+    const targets = async (): Promise<Targets['targets']> => (JSON.parse((await flyfs(['admin', 'targets', '--json'], dir)).stdout) as Targets).targets;
+    const before = await chains();
+    expect(before).toHaveLength(6);
+    expect(before.every((c) => c.members.every((m) => m.state === 'serving'))).toBe(true);
+    const victim = (await targets())[0]!;
+    const chainOf = async (): Promise<Chains['chains'][number]> => (await chains()).find((c) => c.chainId === victim.chainId)!;
+    const v0 = (await chainOf()).version;
+
+    await flyfs(['admin', 'offline', String(victim.targetId)], dir);
+    // Its chain's only target is the last that served: it keeps reads (lastsrv), the version goes up.
+    const down = await chainOf();
+    expect(down.members).toEqual([{ targetId: victim.targetId, state: 'lastsrv' }]);
+    expect(down.version).toBeGreaterThan(v0);
+    expect((await targets()).find((t) => t.targetId === victim.targetId)?.adminOffline).toBe(true);
+    expect((await flyfs(['admin', 'chains'], dir)).stdout).toContain(`${victim.targetId}:lastsrv`);
+
+    await flyfs(['admin', 'online', String(victim.targetId)], dir);
+    // It comes back with its node's next heartbeat.
+    const until = Date.now() + 10_000;
+    let up = await chainOf();
+    while (up.members[0]?.state !== 'serving' && Date.now() < until) {
+      await new Promise((r) => setTimeout(r, 200));
+      up = await chainOf();
+    }
+    expect(up.members).toEqual([{ targetId: victim.targetId, state: 'serving' }]);
+    expect(up.version).toBeGreaterThan(down.version);
+
+    await expect(flyfs(['admin', 'offline', '999999'], dir)).rejects.toMatchObject({ stderr: expect.stringMatching(/FLYFS_ERR_NOT_FOUND/) });
+    await expect(flyfs(['admin', 'offline', 'abc'], dir)).rejects.toMatchObject({ stderr: expect.stringMatching(/usage/) });
+  });
+
   it('finds the cluster through FLYFS_CLUSTER from any folder, and as the package bin (npx flyfs)', async () => {
     const state = JSON.parse(await readFile(join(dir, 'flyfs-data', 'cluster.json'), 'utf8')) as { clusterAddress: string };
     const other = await tempDir('cli-other');
