@@ -3,7 +3,7 @@
 import type { Logger } from '../common/log.js';
 import { limits } from '../common/limits.js';
 import { metaserverLimits } from './config.js';
-import { Periodic } from './periodic.js';
+import { Periodic } from '../common/periodic.js';
 import type { MetaStore } from './store.js';
 import type { ChunkRemover, GcEntry } from './types.js';
 

@@ -5,7 +5,7 @@
 // nobody has been heard yet, so every holder gets one whole timeout from the first look.
 import type { Logger } from '../common/log.js';
 import { flyfsError } from '../common/errors.js';
-import { Periodic } from './periodic.js';
+import { Periodic } from '../common/periodic.js';
 import type { MetaStore } from './store.js';
 
 export class ClientLiveness {

@@ -30,6 +30,8 @@ export interface StorageServerConfig {
   ioEngine: IoEngineChoice;
   /** Read chunk data with O_DIRECT where the file system allows it. Default true. */
   directIo: boolean;
+  /** How often every chunk is verified against its checksum; 0 turns the scrub off. Default 1 h. */
+  scrubIntervalMs: number;
 }
 
 export interface StorageServerConfigInput {
@@ -46,6 +48,7 @@ export interface StorageServerConfigInput {
   diskFullRatio?: number;
   ioEngine?: string;
   directIo?: boolean;
+  scrubIntervalMs?: number;
 }
 
 function bad(detail: string): Error {
@@ -84,6 +87,8 @@ export function resolveStorageServerConfig(input: StorageServerConfigInput): Sto
   if (new Set(targets).size !== targets.length) throw bad('target folders must be distinct');
   const ioEngine = (input.ioEngine ?? 'auto') as IoEngineChoice;
   if (!ioEngineChoices.includes(ioEngine)) throw bad(`ioEngine must be one of ${ioEngineChoices.join(', ')}, got '${input.ioEngine}'`);
+  const scrubIntervalMs = input.scrubIntervalMs ?? 3_600_000;
+  if (!Number.isSafeInteger(scrubIntervalMs) || scrubIntervalMs < 0) throw bad(`scrubIntervalMs must be a non-negative integer, got ${input.scrubIntervalMs}`);
   const diskFullRatio = input.diskFullRatio ?? 0.95;
   if (!(diskFullRatio > 0 && diskFullRatio <= 1)) throw bad(`diskFullRatio must be in (0, 1], got ${diskFullRatio}`);
   const host = input.host ?? '127.0.0.1';
@@ -97,6 +102,7 @@ export function resolveStorageServerConfig(input: StorageServerConfigInput): Sto
     diskFullRatio,
     ioEngine,
     directIo: input.directIo ?? true,
+    scrubIntervalMs,
   };
 }
 
@@ -108,7 +114,7 @@ function parseIntArg(flag: string, value: string): number {
 /**
  * Parses `--data DIR --mgmt HOST:PORT[,HOST:PORT] [--targets N] [--target PATH]... [--host H]
  * [--port P] [--data-port P] [--http-port P] [--no-verify-checksums] [--disk-full-ratio R]
- * [--io-engine auto|io_uring|fs] [--no-direct-io]`.
+ * [--io-engine auto|io_uring|fs] [--no-direct-io] [--scrub-interval-ms MS]`.
  */
 export function parseStorageServerArgs(argv: readonly string[]): StorageServerConfig {
   const input: StorageServerConfigInput = { dataDir: '', mgmtAddresses: [] };
@@ -131,6 +137,7 @@ export function parseStorageServerArgs(argv: readonly string[]): StorageServerCo
       case '--http-port': input.httpPort = parseIntArg(flag, value); break;
       case '--disk-full-ratio': input.diskFullRatio = Number(value); break;
       case '--io-engine': input.ioEngine = value; break;
+      case '--scrub-interval-ms': input.scrubIntervalMs = Number(value); break;
       default: throw bad(`unknown option '${flag}'`);
     }
   }

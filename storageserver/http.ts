@@ -4,6 +4,7 @@ import { buildHttpApp } from '../common/http.js';
 import type { MetricsRegistry } from '../common/metrics.js';
 import type { ChunkStore, TargetUsage } from './chunk-store.js';
 import type { ChainStatus } from './membership.js';
+import type { ScrubReport } from './scrubber.js';
 
 export interface StorageStatusSource {
   nodeId(): number;
@@ -11,6 +12,7 @@ export interface StorageStatusSource {
   chains(): ChainStatus[];
   targets(): { targetId: number; path: string; store: ChunkStore }[];
   addresses(): { grpcAddress: string; dataAddress: string; httpAddress: string };
+  scrub(): ScrubReport[];
 }
 
 export interface StorageStatus {
@@ -21,6 +23,7 @@ export interface StorageStatus {
   addresses: { grpcAddress: string; dataAddress: string; httpAddress: string };
   targets: ({ targetId: number; path: string } & Partial<TargetUsage> & { error?: string })[];
   chains: ChainStatus[];
+  scrub: ScrubReport[];
 }
 
 export async function storageStatus(src: StorageStatusSource): Promise<StorageStatus> {
@@ -35,7 +38,7 @@ export async function storageStatus(src: StorageStatusSource): Promise<StorageSt
   return {
     role: 'storageserver', nodeId: src.nodeId(), serving: reason === undefined,
     ...(reason === undefined ? {} : { notServingReason: reason }),
-    addresses: src.addresses(), targets, chains: src.chains(),
+    addresses: src.addresses(), targets, chains: src.chains(), scrub: src.scrub(),
   };
 }
 

@@ -10,11 +10,11 @@ import { createLogger, type Logger } from '../common/log.js';
 import { MetricsRegistry } from '../common/metrics.js';
 import { announceReady, stopOnSignals } from '../common/ready.js';
 import { promises as fsp } from 'node:fs';
-import type { ChunkStore } from './chunk-store.js';
 import { parseStorageServerArgs, type StorageServerConfig } from './config.js';
 import { startDataServer, type DataServer } from './data-server.js';
 import { ChunkEngine } from './chunk-engine.js';
 import { createIoEngine } from './io-engine.js';
+import { Scrubber } from './scrubber.js';
 import { buildStorageHttpApp } from './http.js';
 import { Membership } from './membership.js';
 import { ChunkService, storageGrpcHandlers } from './service.js';
@@ -52,7 +52,7 @@ export async function startStorageServer(config: StorageServerConfig, options: S
     const io = createIoEngine(config.ioEngine);
     cleanups.push(() => io.shutdown());
     log.info({ ioEngine: io.kind, fallbackReason: io.fallbackReason }, 'file I/O engine');
-    const stores: ChunkStore[] = [];
+    const stores: ChunkEngine[] = [];
     for (const path of config.targets) {
       await fsp.mkdir(path, { recursive: true });
       const store = await ChunkEngine.open({ dir: path, verifyChecksums: config.verifyChecksums, diskFullRatio: config.diskFullRatio, io, directIo: config.directIo });
@@ -60,6 +60,9 @@ export async function startStorageServer(config: StorageServerConfig, options: S
       cleanups.push(() => store.close());
     }
     const targets = config.targets.map((path, i) => ({ path, store: stores[i]! }));
+    const scrubber = new Scrubber({ intervalMs: config.scrubIntervalMs, targets, logger: log.child({ component: 'scrub' }), metrics });
+    scrubber.start();
+    cleanups.push(() => scrubber.stop());
 
     let membership: Membership | undefined;
     const service = new ChunkService({
@@ -84,6 +87,7 @@ export async function startStorageServer(config: StorageServerConfig, options: S
       chains: () => membership?.chainStatus() ?? [],
       targets: () => targets.map((t, i) => ({ targetId: membership?.targetIdOf(i) ?? 0, path: t.path, store: t.store })),
       addresses: () => ({ grpcAddress, dataAddress, httpAddress }),
+      scrub: () => scrubber.status(),
     }, metrics);
     const httpPort = await listenHttp(app, config.host, config.httpPort);
     cleanups.push(() => app.close());

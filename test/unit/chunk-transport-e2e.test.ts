@@ -47,6 +47,8 @@ class FakeManager {
         this.heartbeats++;
         return { leaseMs: LEASE_MS, routingVersion: this.routingVersion };
       }),
+      // The storage server never calls it; a fake manager refuses it.
+      SetTargetAdmin: unary(async () => { throw flyfsError('FLYFS_ERR_UNAVAILABLE', 'not in this fake manager'); }),
       GetRoutingInfo: unary(async () => ({
         version: this.routingVersion,
         nodes: [],

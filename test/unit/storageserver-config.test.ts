@@ -7,7 +7,7 @@ describe('parseStorageServerArgs', () => {
     const c = parseStorageServerArgs(['--data', '/tmp/x', '--mgmt', '127.0.0.1:9000,127.0.0.1:9001', '--targets', '2']);
     expect(c).toMatchObject({
       dataDir: resolve('/tmp/x'), mgmtAddresses: ['127.0.0.1:9000', '127.0.0.1:9001'], host: '127.0.0.1',
-      grpcPort: 0, dataPort: 0, httpPort: 0, verifyChecksums: true, diskFullRatio: 0.95, ioEngine: 'auto', directIo: true,
+      grpcPort: 0, dataPort: 0, httpPort: 0, verifyChecksums: true, diskFullRatio: 0.95, ioEngine: 'auto', directIo: true, scrubIntervalMs: 3_600_000,
     });
     expect(c.targets).toEqual([join(resolve('/tmp/x'), 'target-0'), join(resolve('/tmp/x'), 'target-1')]);
   });
@@ -26,6 +26,7 @@ describe('parseStorageServerArgs', () => {
 
   it.each([
     [['--data', 'd', '--mgmt', 'h:1', '--io-engine', 'aio']],
+    [['--data', 'd', '--mgmt', 'h:1', '--scrub-interval-ms', '-1']],
     [['--mgmt', 'h:1']],
     [['--data', 'd']],
     [['--data', 'd', '--mgmt', 'nohost']],

@@ -1,7 +1,7 @@
 // A background pass run on an interval (unref'd, so it never holds the process open), one pass
 // at a time: a pass asked for while one runs shares that one. Runners (GC, session pruning) are
-// a pass function on top of this.
-import type { Logger } from '../common/log.js';
+// a pass function on top of this (metaserver GC and session pruning, the storage scrub).
+import type { Logger } from './log.js';
 
 export class Periodic {
   private timer: NodeJS.Timeout | undefined;
