@@ -50,6 +50,15 @@ export function defaultRegistry(): BenchmarkRegistry {
       },
       async () => (await import('./meta.js')).runMeta,
     ),
+  ).register(
+    lazyBenchmark(
+      {
+        name: 'chunk-transport',
+        description: 'chunk reads and writes of 64 KiB-4 MiB over the framed protocol, gRPC unary and one gRPC stream; baseline: loopback TCP stream',
+        defaultSizeBytes: 0,
+      },
+      async () => (await import('./chunk-transport.js')).runChunkTransport,
+    ),
   );
 }
 

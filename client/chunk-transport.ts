@@ -3,7 +3,7 @@
 // transport would be a third. All are safe to call from many concurrent callers; errors reject
 // as FlyfsError carrying the server's code.
 import { FramedTransport } from './framed-transport.js';
-import { GrpcTransport } from './grpc-transport.js';
+import { GrpcStreamTransport, GrpcTransport } from './grpc-transport.js';
 
 export interface StorageEndpoint { nodeId: number; grpcAddress: string; dataAddress: string }
 
@@ -23,11 +23,12 @@ export interface ChunkTransport {
   close(): void;
 }
 
-export type TransportKind = 'framed' | 'grpc';
+export type TransportKind = 'framed' | 'grpc' | 'grpc-stream';
 
 export function createChunkTransport(kind: TransportKind): ChunkTransport {
   switch (kind) {
     case 'framed': return new FramedTransport();
     case 'grpc': return new GrpcTransport();
+    case 'grpc-stream': return new GrpcStreamTransport();
   }
 }

@@ -14,7 +14,7 @@ import { RoutingCache } from './routing.js';
 import { FlyfsDirent, FlyfsStats } from './stats.js';
 
 export interface ConnectOptions {
-  /** Data path to the storage servers: 'framed' (default, the faster) or 'grpc'. */
+  /** Data path to the storage servers: 'framed' (default, the fastest: bench chunk-transport), 'grpc' (unary) or 'grpc-stream'. */
   transport?: TransportKind;
   /** Bytes one read or write keeps in flight to storage servers. */
   inflightBytesMax?: number;

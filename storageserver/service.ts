@@ -5,7 +5,12 @@ import { flyfsError, FlyfsError } from '../common/errors.js';
 import { chainId as toChainId, inodeId as toInodeId, type ChainId, type ChainVersion, type ChunkKey, type InodeId, type TargetId } from '../common/ids.js';
 import { grpc, unary } from '../common/grpc.js';
 import type { MetricsRegistry } from '../common/metrics.js';
+import { limits } from '../common/limits.js';
 import type { StorageHandlers } from '../proto/gen/flyfs/v1/Storage.js';
+import type { ChunkStreamReply } from '../proto/gen/flyfs/v1/ChunkStreamReply.js';
+import type { ChunkStreamRequest__Output } from '../proto/gen/flyfs/v1/ChunkStreamRequest.js';
+import type { ReadChunkRequest__Output } from '../proto/gen/flyfs/v1/ReadChunkRequest.js';
+import type { WriteChunkRequest__Output } from '../proto/gen/flyfs/v1/WriteChunkRequest.js';
 import type { ChunkMeta, ChunkStore } from './chunk-store.js';
 
 export interface ChainRoute {
@@ -105,16 +110,57 @@ function chunkKey(chunk: { inodeId: number; index: number } | null | undefined):
   return { inodeId: toInodeId(chunk.inodeId), index: chunk.index };
 }
 
+function writeFromWire(service: ChunkService, r: WriteChunkRequest__Output): Promise<WriteChunkResult> {
+  return service.writeChunk({
+    chainId: r.chainId, chainVersion: r.chainVersion, key: chunkKey(r.chunk), offset: r.offset, data: r.data,
+    chunkSizeBytes: r.chunkSize, clientId: r.clientId, requestId: r.requestId,
+  });
+}
+
+function readFromWire(service: ChunkService, r: ReadChunkRequest__Output): Promise<ReadChunkResult> {
+  return service.readChunk({ chainId: r.chainId, chainVersion: r.chainVersion, key: chunkKey(r.chunk), offset: r.offset, length: r.length });
+}
+
+/**
+ * ChunkStream: each request runs as it arrives; its reply goes back tagged when it completes.
+ * Past the in-flight limit a request fails alone (FLYFS_ERR_LIMIT); the stream ends after the
+ * client's end once every request in flight has answered.
+ */
+function chunkStream(service: ChunkService): grpc.handleBidiStreamingCall<ChunkStreamRequest__Output, ChunkStreamReply> {
+  return (call) => {
+    let inflight = 0;
+    let ended = false;
+    const finish = (): void => { if (ended && inflight === 0) call.end(); };
+    call.on('data', (req: ChunkStreamRequest__Output) => {
+      const tag = req.tag;
+      const answer = (reply: Omit<ChunkStreamReply, 'tag'>): void => { if (!call.destroyed) call.write({ tag, errorCode: '', errorMessage: '', ...reply }); };
+      const fail = (err: unknown): void => {
+        const fe = err instanceof FlyfsError ? err : flyfsError('FLYFS_ERR_INTERNAL', String(err));
+        answer({ errorCode: fe.code, errorMessage: fe.message });
+      };
+      if (inflight >= limits.frameInflightPerConnectionMax) return fail(flyfsError('FLYFS_ERR_LIMIT', `at most ${limits.frameInflightPerConnectionMax} requests in flight on one stream`));
+      let run: Promise<Omit<ChunkStreamReply, 'tag'>>;
+      try {
+        if (req.op === 'write' && req.write) run = writeFromWire(service, req.write).then((write) => ({ write }));
+        else if (req.op === 'read' && req.read) run = readFromWire(service, req.read).then((read) => ({ read }));
+        else throw flyfsError('FLYFS_ERR_INVALID_ARGUMENT', 'a stream request carries no op');
+      } catch (err) {
+        return fail(err);
+      }
+      inflight++;
+      run.then(answer, fail).finally(() => { inflight--; finish(); });
+    });
+    call.on('end', () => { ended = true; finish(); });
+    call.on('error', () => { ended = true; });
+  };
+}
+
 /** The gRPC Storage service over a ChunkService. */
 export function storageGrpcHandlers(service: ChunkService): StorageHandlers {
   return {
-    WriteChunk: unary(async (r) => service.writeChunk({
-      chainId: r.chainId, chainVersion: r.chainVersion, key: chunkKey(r.chunk), offset: r.offset, data: r.data,
-      chunkSizeBytes: r.chunkSize, clientId: r.clientId, requestId: r.requestId,
-    })),
-    ReadChunk: unary(async (r) => service.readChunk({
-      chainId: r.chainId, chainVersion: r.chainVersion, key: chunkKey(r.chunk), offset: r.offset, length: r.length,
-    })),
+    WriteChunk: unary(async (r) => writeFromWire(service, r)),
+    ReadChunk: unary(async (r) => readFromWire(service, r)),
+    ChunkStream: chunkStream(service),
     RemoveChunks: unary(async (r) => service.removeChunks({
       chainId: r.chainId, chainVersion: r.chainVersion, inodeId: toInodeId(r.inodeId), fromIndex: r.fromIndex,
     })),

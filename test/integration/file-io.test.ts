@@ -18,7 +18,7 @@ const sizes: Array<[string, number]> = [
 const pathFor = (name: string): string => `/t/${name.replace(/\W+/g, '_')}`;
 
 // Both data paths, and both I/O engines of the storage servers (io_uring, node:fs forced).
-describe.each([['framed', 'io_uring'], ['grpc', 'fs']] as const)('files over a local cluster (%s data path, %s I/O)', (transport, ioEngine) => {
+describe.each([['framed', 'io_uring'], ['grpc-stream', 'fs']] as const)('files over a local cluster (%s data path, %s I/O)', (transport, ioEngine) => {
   let dir: string;
   let cluster: LocalCluster;
   let fs: FileSystem;

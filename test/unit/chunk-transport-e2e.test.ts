@@ -75,7 +75,7 @@ describe('storage server end to end', () => {
   const mgr = new FakeManager();
   let server: RunningStorageServer;
   let endpoint: StorageEndpoint;
-  const transports: Record<TransportKind, ChunkTransport> = { framed: createChunkTransport('framed'), grpc: createChunkTransport('grpc') };
+  const transports: Record<TransportKind, ChunkTransport> = { framed: createChunkTransport('framed'), grpc: createChunkTransport('grpc'), 'grpc-stream': createChunkTransport('grpc-stream') };
   const config = () => resolveStorageServerConfig({ dataDir: dir, mgmtAddresses: [mgr.address], targetCount: 2 });
 
   beforeAll(async () => {
@@ -99,9 +99,9 @@ describe('storage server end to end', () => {
     expect(mgr.registrations[0]).toMatchObject({ nodeId: 0, role: 'NODE_ROLE_STORAGESERVER', dataAddress: server.dataAddress });
   });
 
-  it.each(['framed', 'grpc'] as const)('writes, reads and removes chunks over %s', async (kind) => {
+  it.each(['framed', 'grpc', 'grpc-stream'] as const)('writes, reads and removes chunks over %s', async (kind) => {
     const t = transports[kind];
-    const inode = kind === 'framed' ? 1000 : 2000;
+    const inode = { framed: 1000, grpc: 2000, 'grpc-stream': 3000 }[kind];
     const data = Buffer.alloc(CHUNK, 0).map((_, i) => i % 251);
     const w = await t.writeChunk(endpoint, { chainId: 101, chainVersion: 1, inodeId: inode, index: 0, offset: 0, data, chunkSizeBytes: CHUNK, clientId: 'c', requestId: 1 });
     expect(w).toEqual({ chunkLength: CHUNK, version: 1 });
@@ -126,7 +126,7 @@ describe('storage server end to end', () => {
       .rejects.toMatchObject({ code: 'FLYFS_ERR_CHUNK_RANGE' });
   });
 
-  it.each(['framed', 'grpc'] as const)('refuses a stale chain version and an unknown chain over %s', async (kind) => {
+  it.each(['framed', 'grpc', 'grpc-stream'] as const)('refuses a stale chain version and an unknown chain over %s', async (kind) => {
     const t = transports[kind];
     await expect(t.readChunk(endpoint, { chainId: 101, chainVersion: 2, inodeId: 1, index: 0, offset: 0, length: 1 })).rejects.toMatchObject({ code: 'FLYFS_ERR_STALE_CHAIN_VERSION' });
     await expect(t.readChunk(endpoint, { chainId: 999, chainVersion: 1, inodeId: 1, index: 0, offset: 0, length: 1 })).rejects.toMatchObject({ code: 'FLYFS_ERR_UNKNOWN_CHAIN' });
