@@ -121,6 +121,21 @@ describe('bad input', () => {
     const tooBig = await errorCode(callUnary(storage, storage.WriteChunk,
       { ...base, offset: 0, data: Buffer.alloc(limits.grpcMessageBytesMax + 1024), chunkSize: limits.chunkSizeBytesMax, clientId: 'raw', requestId: 3 }));
     expect(tooBig).toBe('FLYFS_ERR_MESSAGE_TOO_LARGE');
+
+    // The same refusals on a ChunkStream, each answered under its tag; the stream goes on.
+    const stream = storage.ChunkStream();
+    const replies = new Map<number, string>();
+    const got = new Promise<void>((resolve) => {
+      stream.on('data', (r: { tag: number; errorCode: string }) => { replies.set(r.tag, r.errorCode); if (replies.size === 4) resolve(); });
+    });
+    stream.on('error', () => undefined);
+    stream.write({ tag: 1 });
+    stream.write({ tag: 2, write: { ...base, offset: 4096, data: Buffer.alloc(8192), chunkSize: 8192, clientId: 'raw', requestId: 4 } });
+    stream.write({ tag: 3, read: { ...base, chainId: 999_999, offset: 0, length: 10 } });
+    stream.write({ tag: 4, read: { ...base, offset: 0, length: 10 } });
+    await got;
+    expect(Object.fromEntries(replies)).toEqual({ 1: 'FLYFS_ERR_INVALID_ARGUMENT', 2: 'FLYFS_ERR_CHUNK_RANGE', 3: 'FLYFS_ERR_UNKNOWN_CHAIN', 4: '' });
+    stream.end();
     storage.close();
     await stillServing();
   });
