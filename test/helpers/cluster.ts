@@ -1,5 +1,5 @@
 // Test helpers: a real local cluster (the same code `flyfs up` runs) in a temporary folder.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startLocalCluster, type LocalCluster, type LocalClusterOptions } from '../../tools/local-cluster.js';
@@ -39,4 +39,13 @@ export function seededBytes(seed: number, length: number): Buffer {
 
 export function isAlive(pid: number): boolean {
   try { process.kill(pid, 0); return true; } catch { return false; }
+}
+
+/**
+ * The data files of an inode's chunks anywhere under `root` (every target's chunk engine keeps
+ * each chunk's committed version as data/<inode>/<index>.<version>, docs/chunk-engine.md).
+ */
+export async function chunkFilesOf(root: string, inodeId: number): Promise<string[]> {
+  const all = await readdir(root, { recursive: true });
+  return all.filter((p) => new RegExp(`(^|/)data/${inodeId}/\\d+\\.\\d+$`).test(p)).map((p) => join(root, p));
 }

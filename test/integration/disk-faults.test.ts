@@ -1,19 +1,13 @@
 // Disk faults at a storage server: a byte flipped in a chunk file on disk is caught by the
 // checksummed read (EIO at the SDK, the server goes on serving) and by the background scrub,
 // which reports it in /status and /metrics.
-import { readdir, open as openFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { open as openFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type FileSystem } from '../../client/index.js';
 import type { LocalCluster } from '../../tools/local-cluster.js';
-import { seededBytes, startTestCluster } from '../helpers/cluster.js';
+import { chunkFilesOf, seededBytes, startTestCluster } from '../helpers/cluster.js';
 
 const scrubIntervalMs = 200;
-
-async function chunkFilesOf(root: string, inodeId: number): Promise<string[]> {
-  const all = await readdir(root, { recursive: true });
-  return all.filter((p) => new RegExp(`(^|/)data/${inodeId}/\\d+\\.\\d+$`).test(p)).map((p) => join(root, p));
-}
 
 describe('disk faults', () => {
   let cluster: LocalCluster;

@@ -1,17 +1,14 @@
 // Write sessions over a real cluster: an unlinked file lives on through its open handle and its
 // chunks go after the close; a client that stops sending KeepAlive loses its sessions.
-import { readdir } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FileSystem } from '../../client/index.js';
 import { connect } from '../../client/index.js';
-import { seededBytes, startTestCluster } from '../helpers/cluster.js';
+import { chunkFilesOf, seededBytes, startTestCluster } from '../helpers/cluster.js';
 
 const sessionTimeoutMs = 1_500;
 
 async function chunkFiles(dataDir: string, inodeId: number): Promise<number> {
-  const all = await readdir(dataDir, { recursive: true });
-  // The chunk engine keeps each chunk's committed version as data/<inode>/<index>.<version>.
-  return all.filter((p) => new RegExp(`(^|/)data/${inodeId}/\\d+\\.\\d+$`).test(p)).length;
+  return (await chunkFilesOf(dataDir, inodeId)).length;
 }
 
 async function eventually(check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
