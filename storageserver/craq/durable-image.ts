@@ -3,16 +3,16 @@
 import type { ClientEntry, ChunkRecord, DurableState, DurableWrite } from './types.js';
 import { chunkName, writeName } from './chunk-name.js';
 
-export class DurableImage {
-  private readonly chunks = new Map<string, ChunkRecord>();
+export class DurableImage<C = Uint8Array> {
+  private readonly chunks = new Map<string, ChunkRecord<C>>();
   private readonly clients = new Map<string, ClientEntry>();
 
-  constructor(initial?: DurableState) {
+  constructor(initial?: DurableState<C>) {
     for (const r of initial?.chunks ?? []) this.chunks.set(chunkName(r.chunk), r);
     for (const c of initial?.clients ?? []) this.clients.set(writeName(c.clientId, c.requestId), c);
   }
 
-  apply(write: DurableWrite): void {
+  apply(write: DurableWrite<C>): void {
     switch (write.kind) {
       case 'putChunk': this.chunks.set(chunkName(write.record.chunk), write.record); break;
       case 'deleteChunk': this.chunks.delete(chunkName(write.chunk)); break;
@@ -21,11 +21,11 @@ export class DurableImage {
     }
   }
 
-  get(name: string): ChunkRecord | undefined {
+  get(name: string): ChunkRecord<C> | undefined {
     return this.chunks.get(name);
   }
 
-  snapshot(): DurableState {
+  snapshot(): DurableState<C> {
     return { chunks: [...this.chunks.values()], clients: [...this.clients.values()] };
   }
 }

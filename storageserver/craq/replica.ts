@@ -4,12 +4,12 @@
 import type { ChainVersion, ChunkKey, ChunkVersion, TargetId } from '../../common/ids.js';
 import { chunkVersion } from '../../common/ids.js';
 import { assert, type ErrorCode } from '../../common/errors.js';
-import { applyUpdate, emptyContent } from './chunk-content.js';
+import { bytesModel } from './chunk-content.js';
 import { chunkName, writeName } from './chunk-name.js';
 import {
-  craqOptionsDefault,
-  type ChainConfig, type ChunkRecord, type ClientEntry, type ClientId, type CraqInput, type CraqOptions,
-  type CraqOutput, type DurableState, type MemberState, type PeerBody, type PeerMessage, type PendingSync,
+  craqOptionsDefault, isRefusal,
+  type ByteUpdate, type ChainConfig, type ChunkRecord, type ClientEntry, type ClientId, type ContentModel, type CraqInput,
+  type CraqOptions, type CraqOutput, type DurableState, type MemberState, type PeerBody, type PeerMessage, type PendingSync,
   type ReadRequest, type ReplyResult, type SyncChunk, type WriteId, type WriteRequest,
 } from './types.js';
 
@@ -29,17 +29,20 @@ type SyncPhase = 'idle' | 'requested' | 'done';
 
 const noRole: Role = { state: 'offline', predecessor: null, successor: null, isHead: false };
 
-export interface CraqReplicaInit {
+export interface CraqReplicaInit<C, U> {
   readonly self: TargetId;
   /** What survived: empty for a new target. */
-  readonly durable?: DurableState;
+  readonly durable?: DurableState<C>;
   readonly options?: Partial<CraqOptions>;
+  /** What content is and how updates apply; the simulator's byte model when left out. */
+  readonly model?: ContentModel<C, U>;
 }
 
-export class CraqReplica {
+export class CraqReplica<C = Uint8Array, U = ByteUpdate> {
   readonly self: TargetId;
   private readonly options: CraqOptions;
-  private readonly chunks = new Map<string, ChunkRecord>();
+  private readonly model: ContentModel<C, U>;
+  private readonly chunks = new Map<string, ChunkRecord<C>>();
   private readonly clients = new Map<string, ClientEntry>();
   // In memory only: lost on a crash, rebuilt from retries and retransmissions.
   private config: ChainConfig | null = null;
@@ -47,15 +50,16 @@ export class CraqReplica {
   private readonly waiters = new Map<string, Waiter[]>();
   private syncPhase: SyncPhase = 'idle';
 
-  constructor(init: CraqReplicaInit) {
+  constructor(init: CraqReplicaInit<C, U>) {
     this.self = init.self;
     this.options = { ...craqOptionsDefault, ...init.options };
+    this.model = init.model ?? (bytesModel as unknown as ContentModel<C, U>);
     for (const r of init.durable?.chunks ?? []) this.chunks.set(chunkName(r.chunk), r);
     for (const c of init.durable?.clients ?? []) this.clients.set(writeName(c.clientId, c.requestId), c);
   }
 
-  step(input: CraqInput): CraqOutput {
-    const out: CraqOutput = { persist: [], messages: [], replies: [], events: [] };
+  step(input: CraqInput<C, U>): CraqOutput<C> {
+    const out: CraqOutput<C> = { persist: [], messages: [], replies: [], events: [] };
     switch (input.kind) {
       case 'write': this.onWrite(out, input.request); break;
       case 'read': this.onRead(out, input.request); break;
@@ -76,13 +80,13 @@ export class CraqReplica {
   }
 
   /** A copy of the durable state as this replica sees it (equals what it asked to persist). */
-  durableState(): DurableState {
+  durableState(): DurableState<C> {
     return { chunks: [...this.chunks.values()], clients: [...this.clients.values()] };
   }
 
   // ---- configuration ----
 
-  private onConfig(out: CraqOutput, config: ChainConfig): void {
+  private onConfig(out: CraqOutput<C>, config: ChainConfig): void {
     if (this.config !== null && (config.chainId !== this.config.chainId || config.version <= this.config.version)) return;
     this.config = config;
     this.role = roleOf(config, this.self);
@@ -99,7 +103,7 @@ export class CraqReplica {
     this.resolvePending(out);
   }
 
-  private onTick(out: CraqOutput): void {
+  private onTick(out: CraqOutput<C>): void {
     if (this.role.state === 'offline') return;
     this.resolvePending(out);
     if (this.syncPhase === 'requested') this.sendSyncRequest(out);
@@ -107,7 +111,7 @@ export class CraqReplica {
   }
 
   /** Push every pending version one hop on: forward it, or commit it when this is the tail. */
-  private resolvePending(out: CraqOutput): void {
+  private resolvePending(out: CraqOutput<C>): void {
     for (const record of this.chunks.values()) {
       if (record.pending === null) continue;
       if (this.role.successor === null) this.commitPending(out, record);
@@ -115,7 +119,7 @@ export class CraqReplica {
     }
   }
 
-  private rollBackPending(out: CraqOutput): void {
+  private rollBackPending(out: CraqOutput<C>): void {
     for (const record of [...this.chunks.values()]) {
       if (record.pending !== null) this.put(out, { ...record, pending: null });
     }
@@ -124,12 +128,9 @@ export class CraqReplica {
 
   // ---- client requests ----
 
-  private onWrite(out: CraqOutput, req: WriteRequest): void {
+  private onWrite(out: CraqOutput<C>, req: WriteRequest<U>): void {
     const refused = this.refuse(req.chainVersion, 'write');
     if (refused !== null) return this.reply(out, 'write', req, refused);
-    if (!Number.isSafeInteger(req.offsetBytes) || req.offsetBytes < 0 || req.offsetBytes + req.bytes.length > req.chunkSizeBytes) {
-      return this.reply(out, 'write', req, failure('FLYFS_ERR_CHUNK_RANGE', `offset ${req.offsetBytes} length ${req.bytes.length}`));
-    }
     const seen = this.clients.get(writeName(req.clientId, req.requestId));
     if (seen !== undefined) return this.reply(out, 'write', req, { ok: true, version: seen.version });
     const name = chunkName(req.chunk);
@@ -141,9 +142,11 @@ export class CraqReplica {
       return this.wait(out, name, req);
     }
     const base = record.committed;
+    const content = this.model.apply(base, req.update);
+    if (isRefusal(content)) return this.reply(out, 'write', req, failure(content.refused, content.detail));
     const pending = {
       version: chunkVersion((base?.version ?? 0) + 1),
-      content: applyUpdate(base?.content ?? emptyContent, req.offsetBytes, req.bytes),
+      content,
       writeId: { clientId: req.clientId, requestId: req.requestId },
     };
     const next = { ...record, pending };
@@ -156,16 +159,16 @@ export class CraqReplica {
     }
   }
 
-  private onRead(out: CraqOutput, req: ReadRequest): void {
+  private onRead(out: CraqOutput<C>, req: ReadRequest): void {
     const refused = this.refuse(req.chainVersion, 'read');
     if (refused !== null) return this.reply(out, 'read', req, refused);
     // Committed only: a pending version is never served. Every write acknowledged to a client
     // is committed on every member already (the ack walks back to the head before the reply).
     const committed = this.chunks.get(chunkName(req.chunk))?.committed ?? null;
-    this.reply(out, 'read', req, { ok: true, version: committed?.version ?? chunkVersion(0), content: committed?.content ?? emptyContent });
+    this.reply(out, 'read', req, { ok: true, version: committed?.version ?? chunkVersion(0), content: committed?.content ?? this.model.empty });
   }
 
-  private refuse(routed: ChainVersion, kind: 'write' | 'read'): ReplyResult | null {
+  private refuse(routed: ChainVersion, kind: 'write' | 'read'): ReplyResult<C> | null {
     if (this.config === null) return failure('FLYFS_ERR_NOT_SERVING', 'no chain configuration yet');
     if (routed !== this.config.version) return failure('FLYFS_ERR_STALE_CHAIN_VERSION', `routed ${routed}, chain is at ${this.config.version}`);
     if (this.role.state !== 'serving') return failure('FLYFS_ERR_NOT_SERVING', `target is ${this.role.state}`);
@@ -173,7 +176,7 @@ export class CraqReplica {
     return null;
   }
 
-  private wait(out: CraqOutput, name: string, req: WriteRequest): void {
+  private wait(out: CraqOutput<C>, name: string, req: WriteRequest<U>): void {
     const list = this.waiters.get(name) ?? [];
     if (list.length >= this.options.waitersPerChunkMax) {
       return this.reply(out, 'write', req, failure('FLYFS_ERR_UNAVAILABLE', 'too many retries waiting'));
@@ -184,7 +187,7 @@ export class CraqReplica {
 
   // ---- peer messages ----
 
-  private onPeer(out: CraqOutput, msg: PeerMessage): void {
+  private onPeer(out: CraqOutput<C>, msg: PeerMessage<C>): void {
     // Anything routed under another chain version is dropped; its sender retransmits.
     if (this.config === null || msg.chainId !== this.config.chainId || msg.chainVersion !== this.config.version) return;
     if (msg.to !== this.self || this.role.state === 'offline') return;
@@ -199,7 +202,7 @@ export class CraqReplica {
     }
   }
 
-  private onUpdate(out: CraqOutput, body: Extract<PeerBody, { kind: 'update' }>): void {
+  private onUpdate(out: CraqOutput<C>, body: Extract<PeerBody<C>, { kind: 'update' }>): void {
     const name = chunkName(body.chunk);
     const record = this.chunks.get(name) ?? { chunk: body.chunk, committed: null, pending: null };
     if ((record.committed?.version ?? 0) >= body.version) return this.sendAck(out, body.chunk, body.version);
@@ -213,33 +216,41 @@ export class CraqReplica {
     }
   }
 
-  private onAck(out: CraqOutput, body: Extract<PeerBody, { kind: 'ack' }>): void {
+  private onAck(out: CraqOutput<C>, body: Extract<PeerBody<C>, { kind: 'ack' }>): void {
     const record = this.chunks.get(chunkName(body.chunk));
     if (record?.pending?.version !== body.version) return;
     this.commitPending(out, record);
   }
 
-  private onSyncRequest(out: CraqOutput, body: Extract<PeerBody, { kind: 'syncRequest' }>, to: TargetId): void {
+  private onSyncRequest(out: CraqOutput<C>, body: Extract<PeerBody<C>, { kind: 'syncRequest' }>, to: TargetId): void {
     const config = this.config;
     assert(config !== null, 'a sync request is answered under a configuration');
     const successorState = config.members.find((m) => m.target === to)?.state;
     if (successorState !== 'syncing') return;
     const theirs = new Map<string, ChunkVersion>();
     for (const [chunk, version] of body.versions) theirs.set(chunkName(chunk), version);
-    const chunks: SyncChunk[] = [];
-    const pendings: PendingSync[] = [];
+    const chunks: SyncChunk<C>[] = [];
+    const pendings: PendingSync<C>[] = [];
     const removes: ChunkKey[] = [];
-    const room = (): boolean => chunks.length + pendings.length + removes.length < this.options.syncBatchChunksMax;
+    let bytes = 0;
+    const room = (content?: C): boolean => {
+      const n = chunks.length + pendings.length + removes.length;
+      if (n >= this.options.syncBatchChunksMax) return false;
+      const size = content === undefined ? 0 : this.model.bytesOf(content);
+      if (n > 0 && bytes + size > this.options.syncBatchBytesMax) return false;
+      bytes += size;
+      return true;
+    };
     let left = 0;
     for (const [name, record] of this.chunks) {
       const c = record.committed;
       if (c !== null && (theirs.get(name) ?? 0) < c.version) {
-        if (room()) chunks.push({ chunk: record.chunk, version: c.version, content: c.content, writeId: c.writeId });
+        if (room(c.content)) chunks.push({ chunk: record.chunk, version: c.version, content: c.content, writeId: c.writeId });
         else left++;
       }
       const p = record.pending;
       if (p !== null) {
-        if (room()) pendings.push({ chunk: record.chunk, version: p.version, content: p.content, writeId: p.writeId });
+        if (room(p.content)) pendings.push({ chunk: record.chunk, version: p.version, content: p.content, writeId: p.writeId });
         else left++;
       }
     }
@@ -252,7 +263,7 @@ export class CraqReplica {
     this.send(out, to, { kind: 'syncData', chunks, pendings, removes, clients: done ? [...this.clients.values()] : [], done });
   }
 
-  private onSyncData(out: CraqOutput, body: Extract<PeerBody, { kind: 'syncData' }>): void {
+  private onSyncData(out: CraqOutput<C>, body: Extract<PeerBody<C>, { kind: 'syncData' }>): void {
     if (this.role.state !== 'syncing' || this.syncPhase !== 'requested') return;
     const config = this.config;
     assert(config !== null, 'sync data is applied under a configuration');
@@ -279,14 +290,14 @@ export class CraqReplica {
 
   // ---- the write path ----
 
-  private forward(out: CraqOutput, record: ChunkRecord): void {
+  private forward(out: CraqOutput<C>, record: ChunkRecord<C>): void {
     const successor = this.role.successor;
     const p = record.pending;
     assert(successor !== null && p !== null, 'forward a pending version to a successor');
     this.send(out, successor, { kind: 'update', chunk: record.chunk, version: p.version, content: p.content, writeId: p.writeId });
   }
 
-  private commitPending(out: CraqOutput, record: ChunkRecord): void {
+  private commitPending(out: CraqOutput<C>, record: ChunkRecord<C>): void {
     const p = record.pending;
     const config = this.config;
     assert(p !== null && config !== null, 'commit a pending version under a configuration');
@@ -301,11 +312,11 @@ export class CraqReplica {
     this.waiters.delete(name);
   }
 
-  private sendAck(out: CraqOutput, chunk: ChunkKey, version: ChunkVersion): void {
+  private sendAck(out: CraqOutput<C>, chunk: ChunkKey, version: ChunkVersion): void {
     if (this.role.predecessor !== null) this.send(out, this.role.predecessor, { kind: 'ack', chunk, version });
   }
 
-  private noteClient(out: CraqOutput, entry: ClientEntry): void {
+  private noteClient(out: CraqOutput<C>, entry: ClientEntry): void {
     const key = writeName(entry.clientId, entry.requestId);
     if (this.clients.has(key)) return;
     if (this.clients.size >= this.options.clientsMax) {
@@ -322,14 +333,14 @@ export class CraqReplica {
 
   // ---- sync ----
 
-  private sendSyncRequest(out: CraqOutput): void {
+  private sendSyncRequest(out: CraqOutput<C>): void {
     if (this.role.predecessor === null) return;
     const versions: (readonly [ChunkKey, ChunkVersion])[] = [];
     for (const r of this.chunks.values()) versions.push([r.chunk, r.committed?.version ?? chunkVersion(0)]);
     this.send(out, this.role.predecessor, { kind: 'syncRequest', versions });
   }
 
-  private reportSyncDone(out: CraqOutput): void {
+  private reportSyncDone(out: CraqOutput<C>): void {
     const config = this.config;
     assert(config !== null, 'sync is done under a configuration');
     out.events.push({ kind: 'syncDone', target: this.self, chainId: config.chainId, chainVersion: config.version });
@@ -337,7 +348,7 @@ export class CraqReplica {
 
   // ---- plumbing ----
 
-  private put(out: CraqOutput, record: ChunkRecord): void {
+  private put(out: CraqOutput<C>, record: ChunkRecord<C>): void {
     const name = chunkName(record.chunk);
     if (record.committed === null && record.pending === null) {
       if (!this.chunks.delete(name)) return;
@@ -348,13 +359,13 @@ export class CraqReplica {
     out.persist.push({ kind: 'putChunk', record });
   }
 
-  private send(out: CraqOutput, to: TargetId, body: PeerBody): void {
+  private send(out: CraqOutput<C>, to: TargetId, body: PeerBody<C>): void {
     const config = this.config;
     assert(config !== null, 'messages go out under a configuration');
     out.messages.push({ from: this.self, to, chainId: config.chainId, chainVersion: config.version, body });
   }
 
-  private reply(out: CraqOutput, kind: 'write' | 'read', req: { clientId: ClientId; requestId: number }, result: ReplyResult): void {
+  private reply(out: CraqOutput<C>, kind: 'write' | 'read', req: { clientId: ClientId; requestId: number }, result: ReplyResult<C>): void {
     out.replies.push({ kind, clientId: req.clientId, requestId: req.requestId, from: this.self, result });
   }
 }
@@ -376,6 +387,6 @@ function sameWrite(a: WriteId, b: { clientId: ClientId; requestId: number }): bo
   return a.clientId === b.clientId && a.requestId === b.requestId;
 }
 
-function failure(code: ErrorCode, detail: string): ReplyResult {
+function failure<C>(code: ErrorCode, detail: string): ReplyResult<C> {
   return { ok: false, code, detail };
 }

@@ -293,7 +293,7 @@ export function runCraqSim(options: CraqSimOptions): CraqSimResult {
     });
     if (target === undefined) return;
     const input: CraqInput = op.kind === 'write'
-      ? { kind: 'write', request: { clientId: c.id, requestId: op.requestId, chainVersion: c.view.version, chunk: op.chunk, offsetBytes: op.offsetBytes, bytes: op.bytes, chunkSizeBytes: CHUNK_SIZE_BYTES } }
+      ? { kind: 'write', request: { clientId: c.id, requestId: op.requestId, chainVersion: c.view.version, chunk: op.chunk, update: { offsetBytes: op.offsetBytes, bytes: op.bytes, chunkSizeBytes: CHUNK_SIZE_BYTES } } }
       : { kind: 'read', request: { clientId: c.id, requestId: op.requestId, chainVersion: c.view.version, chunk: op.chunk } };
     net.send(`n${target}`, { kind: 'input', input });
   }
