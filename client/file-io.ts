@@ -4,7 +4,7 @@
 import { FlyfsError, flyfsError } from '../common/errors.js';
 import { limits } from '../common/limits.js';
 import { chainOfChunk, chunkSpans, type ChunkSpan, type FileLayout } from '../common/layout.js';
-import type { ChunkTransport } from './chunk-transport.js';
+import type { ChunkTransport, StorageEndpoint } from './chunk-transport.js';
 import type { RoutingCache, ChainRoute } from './routing.js';
 
 export interface FileIoContext {
@@ -63,6 +63,25 @@ async function withRoute<T>(ctx: FileIoContext, chainId: number, op: (route: Cha
   throw lastErr ?? flyfsError('FLYFS_ERR_TIMEOUT');
 }
 
+/**
+ * Reads from one serving replica, spreading chunks over them (by chunk index); a replica whose
+ * copy is damaged (FLYFS_ERR_CHECKSUM) or that cannot answer now is skipped for the next one.
+ */
+async function readAnyReplica<T>(route: ChainRoute, index: number, read: (to: StorageEndpoint) => Promise<T>): Promise<T> {
+  const n = route.readers.length;
+  let last: unknown;
+  for (let k = 0; k < n; k++) {
+    try {
+      return await read(route.readers[(index + k) % n]!);
+    } catch (err) {
+      last = err;
+      const fe = err instanceof FlyfsError ? err : undefined;
+      if (fe === undefined || !(fe.code === 'FLYFS_ERR_CHECKSUM' || fe.retryable)) throw err;
+    }
+  }
+  throw last;
+}
+
 export async function writeRange(ctx: FileIoContext, layout: FileLayout, inodeId: number, position: number, data: Uint8Array): Promise<void> {
   const spans = chunkSpans(layout.chunkSizeBytes, position, data.byteLength);
   await runBounded(spans, ctx.inflightBytesMax, async (s) => {
@@ -88,9 +107,9 @@ export async function readRange(ctx: FileIoContext, layout: FileLayout, inodeId:
   const spans = chunkSpans(layout.chunkSizeBytes, position, n);
   await runBounded(spans, ctx.inflightBytesMax, async (s) => {
     const chainId = chainOfChunk(layout, s.index);
-    const r = await withRoute(ctx, chainId, (route) => ctx.transport.readChunk(route.endpoint, {
+    const r = await withRoute(ctx, chainId, (route) => readAnyReplica(route, s.index, (to) => ctx.transport.readChunk(to, {
       chainId, chainVersion: route.chainVersion, inodeId, index: s.index, offset: s.chunkOffset, length: s.length,
-    }));
+    })));
     const got = Math.min(r.data.byteLength, s.length);
     into.set(r.data.subarray(0, got), s.rangeOffset);
     if (got < s.length) into.fill(0, s.rangeOffset + got, s.rangeOffset + s.length);

@@ -128,7 +128,8 @@ export class FramedTransport implements ChunkTransport {
     return best;
   }
 
-  private async call(to: StorageEndpoint, op: Op, header: object, payload?: Uint8Array): Promise<Frame> {
+  /** One request frame, its reply frame back (also used between storage servers for Op.Peer). */
+  async call(to: StorageEndpoint, op: Op, header: object, payload?: Uint8Array): Promise<Frame> {
     try {
       return await this.connection(to).request(op, header, payload);
     } catch (err) {

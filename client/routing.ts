@@ -8,7 +8,10 @@ import type { RoutingInfo } from './metadata-client.js';
 export interface ChainRoute {
   chainId: number;
   chainVersion: number;
+  /** The head: where writes go. */
   endpoint: StorageEndpoint;
+  /** Every serving member, head first: any of them answers reads with committed data. */
+  readers: StorageEndpoint[];
 }
 
 export class RoutingCache {
@@ -30,14 +33,15 @@ export class RoutingCache {
     const targets = new Map(info.targets.map((t) => [t.targetId, t]));
     const routes = new Map<number, ChainRoute>();
     for (const chain of info.chains) {
-      const head = chain.targetIds.map((id) => targets.get(id)).find((t) => t !== undefined && t.state === 'TARGET_STATE_SERVING');
-      if (!head) continue;
-      const node = nodes.get(head.nodeId);
-      if (!node) continue;
-      routes.set(chain.chainId, {
-        chainId: chain.chainId, chainVersion: chain.version,
-        endpoint: { nodeId: node.nodeId, grpcAddress: node.grpcAddress, dataAddress: node.dataAddress },
-      });
+      const readers: StorageEndpoint[] = [];
+      for (const id of chain.targetIds) {
+        const t = targets.get(id);
+        const node = t === undefined || t.state !== 'TARGET_STATE_SERVING' ? undefined : nodes.get(t.nodeId);
+        if (node !== undefined) readers.push({ nodeId: node.nodeId, grpcAddress: node.grpcAddress, dataAddress: node.dataAddress });
+      }
+      const head = readers[0];
+      if (head === undefined) continue;
+      routes.set(chain.chainId, { chainId: chain.chainId, chainVersion: chain.version, endpoint: head, readers });
     }
     this.info = info;
     this.routes = routes;

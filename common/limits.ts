@@ -50,6 +50,12 @@ export const limits = {
   nodesMax: 4096,
   /** Targets one storage server may have. */
   targetsPerNodeMax: 64,
+  /** Committed writes a storage target remembers for idempotent retries (all clients together). */
+  craqClientsMax: 65_536,
+  /** How often a CRAQ replica retransmits what its successor has not acknowledged. */
+  craqTickMsDefault: 500,
+  /** How long a chunk write waits for its chain to commit it before failing as retryable. */
+  craqReplyTimeoutMsDefault: 10_000,
   /** Node lease and heartbeat. */
   leaseMsDefault: 10_000,
   heartbeatsPerLease: 3,

@@ -12,9 +12,11 @@ import { promises as fsp, constants as fsConstants } from 'node:fs';
 import { join } from 'node:path';
 import { open as openLmdb, type Database, type RootDatabase } from 'lmdb';
 import { flyfsError, FlyfsError } from '../common/errors.js';
-import { chunkVersion, type ChunkKey, type InodeId } from '../common/ids.js';
+import { chainVersion as toChainVersionNumber, chunkVersion, type ChunkKey, type InodeId } from '../common/ids.js';
 import { limits } from '../common/limits.js';
 import type { ChunkMeta, ChunkStore, TargetUsage } from './chunk-store.js';
+import { chunkName, clientId as toClientId, type ChunkRecord as ReplicaRecord, type ClientEntry, type DurableState, type DurableWrite, type WriteId } from './craq/index.js';
+import type { StoredContent } from './stored-content.js';
 import { crc32c } from './crc32c.js';
 import { oDirect, type IoEngine } from './io-engine.js';
 
@@ -40,6 +42,16 @@ interface ChunkRecord {
 }
 
 type RecordKey = [inodeId: number, index: number];
+
+/** What LMDB keeps per chunk for its CRAQ replica beside the committed record: the pending
+ * version, who wrote the committed one and under which chain version, and tombstones. */
+interface ReplicaExtra {
+  readonly committed: { readonly removed: boolean; readonly version: number; readonly writeId: WriteId | null; readonly chainVersion: number } | null;
+  readonly pending: { readonly version: number; readonly length: number; readonly crc32c: number; readonly removed: boolean; readonly writeId: WriteId } | null;
+}
+
+type ClientKey = [clientId: string, requestId: number];
+interface ClientValue { readonly inodeId: number; readonly index: number; readonly version: number }
 
 /** One promise chain per key: callers for one key run in order, different keys in parallel. */
 export class KeyedLock {
@@ -85,6 +97,8 @@ export class ChunkEngine implements ChunkStore {
   private readonly locks = new KeyedLock();
   private statfsCache: { atMs: number; usage: TargetUsage } | undefined;
   private closed = false;
+  /** Versions whose bytes are in their files already (a pending version that commits keeps its file). */
+  private readonly onDisk = new WeakSet<StoredContent>();
   /** Cleared when the file system refuses O_DIRECT (tmpfs, some overlays). */
   private direct: boolean;
 
@@ -92,6 +106,8 @@ export class ChunkEngine implements ChunkStore {
     private readonly options: ChunkEngineOptions,
     private readonly env: RootDatabase,
     private readonly chunks: Database<ChunkRecord, RecordKey>,
+    private readonly replica: Database<ReplicaExtra, RecordKey>,
+    private readonly clients: Database<ClientValue, ClientKey>,
   ) {
     this.dataDir = join(options.dir, 'data');
     this.direct = (options.directIo ?? true) && oDirect !== 0 && options.io.allocAligned(0) !== undefined;
@@ -103,7 +119,9 @@ export class ChunkEngine implements ChunkStore {
     // Sync on, not overlapped: a put is on disk when it resolves.
     const env = openLmdb({ path: join(options.dir, 'meta'), maxDbs: 4, overlappingSync: false });
     const chunks = env.openDB<ChunkRecord, RecordKey>({ name: 'chunks', sharedStructuresKey: Symbol.for('flyfs.structures') });
-    const engine = new ChunkEngine(options, env, chunks);
+    const replica = env.openDB<ReplicaExtra, RecordKey>({ name: 'replica', sharedStructuresKey: Symbol.for('flyfs.structures') });
+    const clients = env.openDB<ClientValue, ClientKey>({ name: 'clients', sharedStructuresKey: Symbol.for('flyfs.structures') });
+    const engine = new ChunkEngine(options, env, chunks, replica, clients);
     await engine.sweepOrphans();
     return engine;
   }
@@ -116,8 +134,10 @@ export class ChunkEngine implements ChunkStore {
       try { names = await fsp.readdir(dir); } catch { continue; }
       for (const name of names) {
         const m = /^(\d+)\.(\d+)$/.exec(name);
-        const rec = m === null ? undefined : this.chunks.get([Number(inode), Number(m[1])]);
-        if (m === null || rec === undefined || rec.version !== Number(m[2])) await fsp.rm(join(dir, name), { force: true });
+        const key: RecordKey | undefined = m === null ? undefined : [Number(inode), Number(m[1])];
+        const version = m === null ? -1 : Number(m[2]);
+        const keep = key !== undefined && (this.chunks.get(key)?.version === version || this.replica.get(key)?.pending?.version === version);
+        if (!keep) await fsp.rm(join(dir, name), { force: true });
       }
     }
   }
@@ -227,15 +247,29 @@ export class ChunkEngine implements ChunkStore {
 
   // ---- the ChunkStore interface ----
 
-  async write(key: ChunkKey, offset: number, data: Uint8Array, chunkSizeBytes: number): Promise<ChunkMeta> {
+  /** Refuses a chunk write outside the chunk (FLYFS_ERR_CHUNK_RANGE) or with a bad key. */
+  checkWrite(key: ChunkKey, offset: number, length: number, chunkSizeBytes: number): void {
     this.checkOpen();
     this.checkKey(key);
     if (!Number.isInteger(chunkSizeBytes) || chunkSizeBytes < limits.chunkSizeBytesMin || chunkSizeBytes > limits.chunkSizeBytesMax) {
       throw flyfsError('FLYFS_ERR_CHUNK_RANGE', `chunk size ${chunkSizeBytes}`);
     }
-    if (!Number.isInteger(offset) || offset < 0 || offset + data.length > chunkSizeBytes) {
-      throw flyfsError('FLYFS_ERR_CHUNK_RANGE', `write [${offset}, ${offset + data.length}) in a chunk of ${chunkSizeBytes}`);
+    if (!Number.isInteger(offset) || offset < 0 || offset + length > chunkSizeBytes) {
+      throw flyfsError('FLYFS_ERR_CHUNK_RANGE', `write [${offset}, ${offset + length}) in a chunk of ${chunkSizeBytes}`);
     }
+  }
+
+  /** Refuses a read range beyond any chunk (FLYFS_ERR_CHUNK_RANGE) or a bad key. */
+  checkRead(key: ChunkKey, offset: number, length: number): void {
+    this.checkOpen();
+    this.checkKey(key);
+    if (!Number.isInteger(offset) || offset < 0 || !Number.isInteger(length) || length < 0 || offset + length > limits.chunkSizeBytesMax) {
+      throw flyfsError('FLYFS_ERR_CHUNK_RANGE', `range [${offset}, ${offset + length})`);
+    }
+  }
+
+  async write(key: ChunkKey, offset: number, data: Uint8Array, chunkSizeBytes: number): Promise<ChunkMeta> {
+    this.checkWrite(key, offset, data.length, chunkSizeBytes);
     return this.locks.run(this.lockKey(key), async () => {
       const old = this.record(key);
       if (old === undefined) await this.checkSpace();
@@ -268,11 +302,7 @@ export class ChunkEngine implements ChunkStore {
   }
 
   async read(key: ChunkKey, offset: number, length: number): Promise<{ data: Buffer; meta: ChunkMeta } | undefined> {
-    this.checkOpen();
-    this.checkKey(key);
-    if (!Number.isInteger(offset) || offset < 0 || !Number.isInteger(length) || length < 0 || offset + length > limits.chunkSizeBytesMax) {
-      throw flyfsError('FLYFS_ERR_CHUNK_RANGE', `read [${offset}, ${offset + length})`);
-    }
+    this.checkRead(key, offset, length);
     // The version read is the one committed when the read began; a write that commits meanwhile
     // unlinks that file only after the put, and an open file stays readable on Linux.
     const rec = this.record(key);
@@ -337,6 +367,142 @@ export class ChunkEngine implements ChunkStore {
       try { await fsp.rmdir(this.inodeDir(inodeId)); } catch { /* not empty or gone */ }
     }
     return removed;
+  }
+
+  // ---- the durable store of the target's CRAQ replica (storageserver/replicated-target.ts) ----
+
+  /** Everything the replica persisted: its chunk records (content by reference) and client entries. */
+  replicaState(): DurableState<StoredContent> {
+    const chunks: ReplicaRecord<StoredContent>[] = [];
+    const keys = new Set<string>();
+    const add = (key: RecordKey): void => {
+      const name = `${key[0]}:${key[1]}`;
+      if (keys.has(name)) return;
+      keys.add(name);
+      const r = this.replicaRecord({ inodeId: key[0] as InodeId, index: key[1] });
+      if (r !== undefined) chunks.push(r);
+    };
+    for (const k of this.chunks.getKeys({})) add(k);
+    for (const k of this.replica.getKeys({})) add(k);
+    const clients: ClientEntry[] = [];
+    for (const { key, value } of this.clients.getRange({})) {
+      clients.push({ clientId: toClientId(key[0]), requestId: key[1], chunk: { inodeId: value.inodeId as InodeId, index: value.index }, version: chunkVersion(value.version) });
+    }
+    return { chunks, clients };
+  }
+
+  private replicaRecord(key: ChunkKey): ReplicaRecord<StoredContent> | undefined {
+    const rec = this.record(key);
+    const extra = this.replica.get([key.inodeId, key.index]);
+    if (rec === undefined && extra === undefined) return undefined;
+    const c = extra?.committed ?? null;
+    const committed = rec !== undefined
+      ? { version: chunkVersion(rec.version), content: { length: rec.length, crc32c: rec.crc32c, removed: false, bytes: undefined }, writeId: c?.writeId ?? null, chainVersion: toChainVersionNumber(c?.chainVersion ?? 0) }
+      : c !== null && c.removed
+        ? { version: chunkVersion(c.version), content: { length: 0, crc32c: 0, removed: true, bytes: undefined }, writeId: c.writeId, chainVersion: toChainVersionNumber(c.chainVersion) }
+        : null;
+    const p = extra?.pending ?? null;
+    const pending = p === null ? null : { version: chunkVersion(p.version), content: { length: p.length, crc32c: p.crc32c, removed: p.removed, bytes: undefined }, writeId: p.writeId };
+    if (committed === null && pending === null) return undefined;
+    return { chunk: key, committed, pending };
+  }
+
+  /**
+   * Makes the replica's writes durable, in order, as one group: first the bytes of every version
+   * that carries them go to their files (in parallel, each fdatasync'd), then one durable LMDB
+   * transaction applies all records, then files no record names any more are unlinked. A crash
+   * anywhere leaves either the old records (and orphan files, swept at open) or the new ones.
+   */
+  async persistReplica(writes: readonly DurableWrite<StoredContent>[]): Promise<void> {
+    this.checkOpen();
+    if (writes.length === 0) return;
+    const files: Promise<void>[] = [];
+    const writeOut = (key: ChunkKey, version: number, content: StoredContent): void => {
+      if (content.removed || content.bytes === undefined || this.onDisk.has(content)) return;
+      this.onDisk.add(content);
+      const bytes = content.bytes;
+      files.push(this.writeFile(key, version, [bytes]).catch((err: unknown) => { this.onDisk.delete(content); throw err; }));
+    };
+    for (const w of writes) {
+      if (w.kind !== 'putChunk') continue;
+      const r = w.record;
+      if (r.committed !== null) writeOut(r.chunk, r.committed.version, r.committed.content);
+      if (r.pending !== null) writeOut(r.chunk, r.pending.version, r.pending.content);
+    }
+    await Promise.all(files);
+    // Which versions each touched chunk names before and after: files of the dropped ones go.
+    const before = new Map<string, { key: ChunkKey; versions: Set<number> }>();
+    const after = new Map<string, Set<number>>();
+    const versionsOf = (key: ChunkKey): Set<number> => {
+      const v = new Set<number>();
+      const rec = this.record(key);
+      if (rec !== undefined) v.add(rec.version);
+      const p = this.replica.get([key.inodeId, key.index])?.pending;
+      if (p != null && !p.removed) v.add(p.version);
+      return v;
+    };
+    for (const w of writes) {
+      const key = w.kind === 'putChunk' ? w.record.chunk : w.kind === 'deleteChunk' ? w.chunk : undefined;
+      if (key !== undefined && !before.has(chunkName(key))) before.set(chunkName(key), { key, versions: versionsOf(key) });
+    }
+    await this.env.transaction(() => {
+      for (const w of writes) {
+        switch (w.kind) {
+          case 'putChunk': {
+            const r = w.record;
+            const k: RecordKey = [r.chunk.inodeId, r.chunk.index];
+            const c = r.committed;
+            if (c !== null && !c.content.removed) this.chunks.put(k, { version: c.version, length: c.content.length, crc32c: c.content.crc32c });
+            else this.chunks.remove(k);
+            const p = r.pending;
+            this.replica.put(k, {
+              committed: c === null ? null : { removed: c.content.removed, version: c.version, writeId: c.writeId, chainVersion: c.chainVersion },
+              pending: p === null ? null : { version: p.version, length: p.content.length, crc32c: p.content.crc32c, removed: p.content.removed, writeId: p.writeId },
+            });
+            const v = new Set<number>();
+            if (c !== null && !c.content.removed) v.add(c.version);
+            if (p !== null && !p.content.removed) v.add(p.version);
+            after.set(chunkName(r.chunk), v);
+            break;
+          }
+          case 'deleteChunk':
+            this.chunks.remove([w.chunk.inodeId, w.chunk.index]);
+            this.replica.remove([w.chunk.inodeId, w.chunk.index]);
+            after.set(chunkName(w.chunk), new Set());
+            break;
+          case 'putClient':
+            this.clients.put([w.entry.clientId, w.entry.requestId], { inodeId: w.entry.chunk.inodeId, index: w.entry.chunk.index, version: w.entry.version });
+            break;
+          case 'deleteClient':
+            this.clients.remove([w.clientId, w.requestId]);
+            break;
+        }
+      }
+    });
+    for (const [name, { key, versions }] of before) {
+      const keep = after.get(name) ?? versions;
+      for (const v of versions) if (!keep.has(v)) await fsp.rm(this.filePath(key, v), { force: true });
+    }
+  }
+
+  /**
+   * Bytes [from, to) of one version of a chunk (committed or pending, as the replica names it),
+   * verified against its CRC32C when checksums are on; FLYFS_ERR_CHECKSUM when damaged or gone.
+   */
+  async readVersion(key: ChunkKey, version: number, content: StoredContent, from: number, to: number, verify = this.options.verifyChecksums): Promise<Buffer> {
+    this.checkOpen();
+    const hi = Math.min(to, content.length);
+    const lo = Math.min(from, hi);
+    if (content.bytes !== undefined) return content.bytes.subarray(lo, hi);
+    const rec: ChunkRecord = { version, length: content.length, crc32c: content.crc32c };
+    if (verify) return (await this.readVerified(key, rec)).subarray(lo, hi);
+    return this.readFile(key, rec, lo, hi);
+  }
+
+  /** Throws FLYFS_ERR_NO_SPACE when the target is above its disk-full watermark. */
+  async checkRoom(): Promise<void> {
+    this.checkOpen();
+    await this.checkSpace();
   }
 
   /**

@@ -20,13 +20,16 @@ export interface TargetUsage {
   readonly freeBytes: number;
 }
 
+/** A client write's identity: a retry with the same pair is answered, not applied again. */
+export interface WriteIdentity { readonly clientId: string; readonly requestId: number }
+
 export interface ChunkStore {
   /**
    * Writes `data` at `offset` of the chunk and commits it durably before resolving.
    * Refuses offset + data.length > chunkSizeBytes (FLYFS_ERR_CHUNK_RANGE) and a new chunk when
    * the disk is full (FLYFS_ERR_NO_SPACE). Writes to one chunk apply one at a time.
    */
-  write(key: ChunkKey, offset: number, data: Uint8Array, chunkSizeBytes: number): Promise<ChunkMeta>;
+  write(key: ChunkKey, offset: number, data: Uint8Array, chunkSizeBytes: number, id?: WriteIdentity): Promise<ChunkMeta>;
   /** Committed bytes [offset, offset+length), short at the chunk's end; undefined for a missing chunk. */
   read(key: ChunkKey, offset: number, length: number): Promise<{ data: Buffer; meta: ChunkMeta } | undefined>;
   stat(key: ChunkKey): Promise<ChunkMeta | undefined>;

@@ -32,6 +32,8 @@ export interface StorageServerConfig {
   directIo: boolean;
   /** How often every chunk is verified against its checksum; 0 turns the scrub off. Default 1 h. */
   scrubIntervalMs: number;
+  /** CRAQ retransmission period (--craq-tick-ms). */
+  craqTickMs: number;
 }
 
 export interface StorageServerConfigInput {
@@ -49,6 +51,7 @@ export interface StorageServerConfigInput {
   ioEngine?: string;
   directIo?: boolean;
   scrubIntervalMs?: number;
+  craqTickMs?: number;
 }
 
 function bad(detail: string): Error {
@@ -87,6 +90,8 @@ export function resolveStorageServerConfig(input: StorageServerConfigInput): Sto
   if (new Set(targets).size !== targets.length) throw bad('target folders must be distinct');
   const ioEngine = (input.ioEngine ?? 'auto') as IoEngineChoice;
   if (!ioEngineChoices.includes(ioEngine)) throw bad(`ioEngine must be one of ${ioEngineChoices.join(', ')}, got '${input.ioEngine}'`);
+  const craqTickMs = input.craqTickMs ?? limits.craqTickMsDefault;
+  if (!Number.isSafeInteger(craqTickMs) || craqTickMs < 1) throw bad(`craqTickMs must be a positive integer, got ${input.craqTickMs}`);
   const scrubIntervalMs = input.scrubIntervalMs ?? 3_600_000;
   if (!Number.isSafeInteger(scrubIntervalMs) || scrubIntervalMs < 0) throw bad(`scrubIntervalMs must be a non-negative integer, got ${input.scrubIntervalMs}`);
   const diskFullRatio = input.diskFullRatio ?? 0.95;
@@ -103,6 +108,7 @@ export function resolveStorageServerConfig(input: StorageServerConfigInput): Sto
     ioEngine,
     directIo: input.directIo ?? true,
     scrubIntervalMs,
+    craqTickMs,
   };
 }
 
@@ -138,6 +144,7 @@ export function parseStorageServerArgs(argv: readonly string[]): StorageServerCo
       case '--disk-full-ratio': input.diskFullRatio = Number(value); break;
       case '--io-engine': input.ioEngine = value; break;
       case '--scrub-interval-ms': input.scrubIntervalMs = Number(value); break;
+      case '--craq-tick-ms': input.craqTickMs = Number(value); break;
       default: throw bad(`unknown option '${flag}'`);
     }
   }

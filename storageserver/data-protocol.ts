@@ -15,6 +15,8 @@ export const Op = {
   ReadChunk: 2,
   RemoveChunks: 3,
   StatChunk: 4,
+  /** A CRAQ message between the replicas of a chain (storageserver/peer-codec.ts). */
+  Peer: 5,
 } as const;
 export type Op = (typeof Op)[keyof typeof Op];
 /** A reply carries its request's op with this bit set. */
@@ -32,7 +34,7 @@ export interface Frame {
 }
 
 function isKnownOp(op: number): op is Op {
-  return op >= Op.WriteChunk && op <= Op.StatChunk;
+  return op >= Op.WriteChunk && op <= Op.Peer;
 }
 
 /** Encodes one frame as [fixed header + JSON header, payload]; write both without joining them. */

@@ -11,6 +11,11 @@ import {
   encodeFrame, FrameDecoder, Op, REPLY_BIT, Status, stringField, uintField, type Frame,
 } from './data-protocol.js';
 import type { ChunkService } from './service.js';
+import { decodePeerMessage } from './peer-codec.js';
+import type { StoredMessage } from './replicated-target.js';
+
+/** Where CRAQ messages from peers go (the local target named by `to`). */
+export type PeerSink = (message: StoredMessage) => void;
 
 export interface DataServer {
   readonly port: number;
@@ -18,8 +23,13 @@ export interface DataServer {
 }
 
 /** Runs one decoded request against the service; resolves to the reply header and payload. */
-async function dispatch(service: ChunkService, frame: Frame): Promise<{ header: object; payload?: Uint8Array }> {
+async function dispatch(service: ChunkService, frame: Frame, onPeer: PeerSink | undefined): Promise<{ header: object; payload?: Uint8Array }> {
   const h = frame.header;
+  if (frame.op === Op.Peer) {
+    if (onPeer === undefined) throw new FlyfsError('FLYFS_ERR_BAD_FRAME', 'this server takes no peer messages');
+    onPeer(decodePeerMessage(frame.payload));
+    return { header: {} };
+  }
   const routed = { chainId: uintField(h, 'chainId'), chainVersion: uintField(h, 'chainVersion') };
   switch (frame.op) {
     case Op.WriteChunk: {
@@ -52,7 +62,7 @@ class DataConnection {
   private paused = false;
   private closed = false;
 
-  constructor(private readonly socket: net.Socket, private readonly service: ChunkService, private readonly log: Logger) {
+  constructor(private readonly socket: net.Socket, private readonly service: ChunkService, private readonly log: Logger, private readonly onPeer: PeerSink | undefined) {
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => { this.decoder.push(chunk); this.pump(); });
     socket.on('error', (err) => { this.log.debug({ err }, 'data connection error'); });
@@ -81,7 +91,7 @@ class DataConnection {
 
   private start(frame: Frame): void {
     this.inflight++;
-    dispatch(this.service, frame).then(
+    dispatch(this.service, frame, this.onPeer).then(
       (r) => this.reply(frame, Status.Ok, r.header, r.payload),
       (err: unknown) => {
         const fe = err instanceof FlyfsError ? err : new FlyfsError('FLYFS_ERR_INTERNAL', err instanceof Error ? err.message : String(err), { cause: err });
@@ -114,12 +124,12 @@ class DataConnection {
 
 const EMPTY = Buffer.alloc(0);
 
-export async function startDataServer(options: { host: string; port: number; service: ChunkService; logger: Logger }): Promise<DataServer> {
+export async function startDataServer(options: { host: string; port: number; service: ChunkService; logger: Logger; onPeer?: PeerSink }): Promise<DataServer> {
   const sockets = new Set<net.Socket>();
   const server = net.createServer((socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
-    new DataConnection(socket, options.service, options.logger);
+    new DataConnection(socket, options.service, options.logger, options.onPeer);
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -18,6 +18,32 @@ import { Scrubber } from './scrubber.js';
 import { buildStorageHttpApp } from './http.js';
 import { Membership } from './membership.js';
 import { ChunkService, storageGrpcHandlers } from './service.js';
+import { FramedTransport } from '../client/framed-transport.js';
+import { flyfsError } from '../common/errors.js';
+import { targetId as toTargetId } from '../common/ids.js';
+import { limits } from '../common/limits.js';
+import type { ChunkStore } from './chunk-store.js';
+import { Op } from './data-protocol.js';
+import { encodePeerMessage } from './peer-codec.js';
+import { ReplicatedTarget, type StoredMessage } from './replicated-target.js';
+
+/** The target's replica once it exists; until then chunk requests are refused as not serving. */
+function lazyStore(get: () => ReplicatedTarget | undefined, engine: ChunkEngine): ChunkStore {
+  const replica = (): ReplicatedTarget => {
+    const r = get();
+    if (r === undefined) throw flyfsError('FLYFS_ERR_NOT_SERVING', 'target has no chain configuration yet');
+    return r;
+  };
+  return {
+    write: (...a) => replica().write(...a),
+    read: (...a) => replica().read(...a),
+    stat: (...a) => replica().stat(...a),
+    truncate: (...a) => replica().truncate(...a),
+    removeFrom: (...a) => replica().removeFrom(...a),
+    usage: () => engine.usage(),
+    close: async () => { await get()?.close(); },
+  };
+}
 
 export type { StorageServerConfig } from './config.js';
 export { parseStorageServerArgs, resolveStorageServerConfig } from './config.js';
@@ -60,11 +86,40 @@ export async function startStorageServer(config: StorageServerConfig, options: S
       cleanups.push(() => store.close());
     }
     const targets = config.targets.map((path, i) => ({ path, store: stores[i]! }));
+
+    // One CRAQ replica per target; its messages to peers travel on the framed data path.
+    let membership: Membership | undefined;
+    const peerTransport = new FramedTransport();
+    cleanups.push(async () => peerTransport.close());
+    const peerLog = log.child({ component: 'craq' });
+    const replicas: (ReplicatedTarget | undefined)[] = config.targets.map(() => undefined);
+    const replicaOf = (targetId: number): ReplicatedTarget | undefined => replicas.find((r) => r?.self === targetId);
+    const sendPeer = (message: StoredMessage, payload: Parameters<typeof encodePeerMessage>[1]): void => {
+      const local = replicaOf(message.to);
+      if (local !== undefined) { local.onPeer(message); return; }
+      const address = membership?.dataAddressOf(message.to);
+      if (address === undefined || address === '') return; // unknown peer: the next tick retransmits
+      void encodePeerMessage(message, payload)
+        .then((frame) => peerTransport.call({ nodeId: 0, grpcAddress: '', dataAddress: address }, Op.Peer, {}, frame))
+        .catch((err: unknown) => peerLog.debug({ err, to: message.to, kind: message.body.kind }, 'peer message not delivered'));
+    };
+    const replicaFor = (i: number, targetId: number): ReplicatedTarget => {
+      let r = replicas[i];
+      if (r === undefined || r.self !== targetId) {
+        r = new ReplicatedTarget({
+          self: toTargetId(targetId), engine: stores[i]!, send: sendPeer, logger: peerLog,
+          onSyncDone: (t) => { peerLog.info({ target: t }, 'resync complete: reporting up-to-date'); membership?.markSynced(t); },
+          tickMs: config.craqTickMs, replyTimeoutMs: limits.craqReplyTimeoutMsDefault,
+        });
+        replicas[i] = r;
+      }
+      return r;
+    };
+    cleanups.push(async () => { for (const r of replicas) await r?.close(); });
     const scrubber = new Scrubber({ intervalMs: config.scrubIntervalMs, targets, logger: log.child({ component: 'scrub' }), metrics });
     scrubber.start();
     cleanups.push(() => scrubber.stop());
 
-    let membership: Membership | undefined;
     const service = new ChunkService({
       route: (id) => membership?.route(id),
       notServingReason: () => membership === undefined ? 'starting' : membership.notServingReason(),
@@ -76,7 +131,10 @@ export async function startStorageServer(config: StorageServerConfig, options: S
     cleanups.push(() => shutdownServer(grpcServer));
     const grpcAddress = `${config.host}:${grpcPort}`;
 
-    const data: DataServer = await startDataServer({ host: config.host, port: config.dataPort, service, logger: log.child({ component: 'data' }) });
+    const data: DataServer = await startDataServer({
+      host: config.host, port: config.dataPort, service, logger: log.child({ component: 'data' }),
+      onPeer: (m) => replicaOf(m.to)?.onPeer(m),
+    });
     cleanups.push(() => data.close());
     const dataAddress = `${config.host}:${data.port}`;
 
@@ -93,13 +151,16 @@ export async function startStorageServer(config: StorageServerConfig, options: S
     cleanups.push(() => app.close());
     httpAddress = `${config.host}:${httpPort}`;
 
+    // Chunk requests go to each target's replica; it is (re)built once the target id is known.
+    const replicatedTargets = targets.map((t, i) => ({ path: t.path, store: lazyStore(() => replicas[i], t.store) }));
     const m = new Membership({
-      dataDir: config.dataDir, mgmtAddresses: config.mgmtAddresses, targets, grpcAddress, dataAddress, httpAddress,
+      dataDir: config.dataDir, mgmtAddresses: config.mgmtAddresses, targets: replicatedTargets, grpcAddress, dataAddress, httpAddress,
+      onChains: (chains) => { for (const c of chains) replicaFor(c.targetIndex, m.targetIdOf(c.targetIndex)).applyConfig(c.config); },
       logger: log.child({ component: 'membership' }),
     });
     cleanups.push(() => m.stop());
-    await m.start();
     membership = m;
+    await m.start();
     const nodeLog = log.child({ nodeId: m.nodeId });
     nodeLog.info({ grpcAddress, dataAddress, httpAddress, targets: config.targets.length }, 'storage server ready');
 

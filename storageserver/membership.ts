@@ -22,6 +22,7 @@ import type { ManagementClient } from '../proto/gen/flyfs/v1/Management.js';
 import type { RoutingInfo__Output } from '../proto/gen/flyfs/v1/RoutingInfo.js';
 import type { TargetRegistration } from '../proto/gen/flyfs/v1/TargetRegistration.js';
 import type { ChunkStore } from './chunk-store.js';
+import type { ChainConfig, MemberState } from './craq/index.js';
 import type { ChainRoute, RouteSource } from './service.js';
 
 export interface LocalTarget {
@@ -29,7 +30,12 @@ export interface LocalTarget {
   readonly store: ChunkStore;
 }
 
+/** A local target's chain as the CRAQ core sees it, with where its peers listen. */
+export interface LocalChain { targetIndex: number; config: ChainConfig }
+
 export interface MembershipOptions {
+  /** Called with the chain of every local target each time routing info is installed. */
+  onChains?: (chains: LocalChain[]) => void;
   dataDir: string;
   mgmtAddresses: string[];
   targets: LocalTarget[];
@@ -61,6 +67,16 @@ function guardedStore(store: ChunkStore, state: PublicTargetState): ChunkStore {
     usage: store.usage.bind(store),
     close: store.close.bind(store),
   };
+}
+
+/** A public state as the CRAQ core takes part: lastsrv stands where serving stood (it answers
+ * reads; the shell's guard refuses its writes), waiting takes no part until it syncs. */
+function coreState(s: PublicTargetState): MemberState {
+  switch (s) {
+    case 'serving': case 'lastsrv': return 'serving';
+    case 'syncing': return 'syncing';
+    case 'waiting': case 'offline': return 'offline';
+  }
 }
 
 const registerBackoffMsMin = 50;
@@ -109,6 +125,8 @@ export class Membership implements RouteSource {
   private timer: NodeJS.Timeout | undefined;
   private sleepWake: (() => void) | undefined;
   private readonly log: Logger;
+  /** Data-path address of every target's node, from the routing info held. */
+  private dataAddresses = new Map<number, string>();
 
   constructor(private readonly options: MembershipOptions) {
     this.targetIds = options.targets.map(() => 0);
@@ -144,6 +162,9 @@ export class Membership implements RouteSource {
   }
 
   targetIdOf(index: number): number { return this.targetIds[index] ?? 0; }
+
+  /** Where the node holding a target takes data-path frames (undefined: not in the map). */
+  dataAddressOf(targetId: number): string | undefined { return this.dataAddresses.get(targetId); }
 
   // ---- lifecycle
 
@@ -297,6 +318,22 @@ export class Membership implements RouteSource {
     }
     this.chains = next;
     this.publicStates = states;
+    const nodeAddress = new Map(info.nodes.map((n) => [n.nodeId, n.dataAddress]));
+    this.dataAddresses = new Map(info.targets.map((t) => [t.targetId, nodeAddress.get(t.nodeId) ?? '']));
+    const targetState = new Map<number, string>(info.targets.map((t) => [t.targetId, t.state]));
+    const local: LocalChain[] = [];
+    for (const c of info.chains) {
+      for (const id of c.targetIds) {
+        const i = localIndex.get(id);
+        if (i === undefined) continue;
+        const members = c.targetIds.map((targetId, j) => ({
+          target: toTargetId(targetId),
+          state: coreState(publicStateFromWire[c.targetStates[j] ?? targetState.get(targetId) ?? ''] ?? 'offline'),
+        }));
+        local.push({ targetIndex: i, config: { chainId: toChainId(c.chainId), version: toChainVersion(c.version), members } });
+      }
+    }
+    this.options.onChains?.(local);
   }
 
   private heartbeatIntervalMs(): number {

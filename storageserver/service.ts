@@ -68,7 +68,7 @@ export class ChunkService {
   writeChunk(req: WriteChunkInput): Promise<WriteChunkResult> {
     return this.measure('WriteChunk', async () => {
       const route = this.resolve(req);
-      const meta = await route.store.write(req.key, req.offset, req.data, req.chunkSizeBytes);
+      const meta = await route.store.write(req.key, req.offset, req.data, req.chunkSizeBytes, { clientId: req.clientId, requestId: req.requestId });
       this.metrics.bytes.inc({ method: 'WriteChunk', direction: 'in' }, req.data.length);
       return { chunkLength: meta.length, version: meta.version };
     });

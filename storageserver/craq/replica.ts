@@ -8,7 +8,7 @@ import { bytesModel } from './chunk-content.js';
 import { chunkName, writeName } from './chunk-name.js';
 import {
   craqOptionsDefault, isRefusal,
-  type ByteUpdate, type ChainConfig, type ChunkRecord, type ClientEntry, type ClientId, type ContentModel, type CraqInput,
+  type ByteUpdate, type ChainConfig, type ChunkRecord, type ClientEntry, type CommittedChunk, type ClientId, type ContentModel, type CraqInput,
   type CraqOptions, type CraqOutput, type DurableState, type MemberState, type PeerBody, type PeerMessage, type PendingSync,
   type ReadRequest, type ReplyResult, type SyncChunk, type WriteId, type WriteRequest,
 } from './types.js';
@@ -79,6 +79,23 @@ export class CraqReplica<C = Uint8Array, U = ByteUpdate> {
     return this.role.state;
   }
 
+  /** The committed version of a chunk (read-only: the shell prepares head writes against it). */
+  committedOf(chunk: ChunkKey): CommittedChunk<C> | null {
+    return this.chunks.get(chunkName(chunk))?.committed ?? null;
+  }
+
+  /** Whether a version of the chunk is on its way down the chain. */
+  hasPending(chunk: ChunkKey): boolean {
+    return (this.chunks.get(chunkName(chunk))?.pending ?? null) !== null;
+  }
+
+  /** Chunks of an inode with index >= fromIndex that this replica holds (read-only). */
+  chunksOf(inodeId: number, fromIndex: number): ChunkKey[] {
+    const out: ChunkKey[] = [];
+    for (const r of this.chunks.values()) if (r.chunk.inodeId === inodeId && r.chunk.index >= fromIndex) out.push(r.chunk);
+    return out;
+  }
+
   /** A copy of the durable state as this replica sees it (equals what it asked to persist). */
   durableState(): DurableState<C> {
     return { chunks: [...this.chunks.values()], clients: [...this.clients.values()] };
@@ -132,7 +149,12 @@ export class CraqReplica<C = Uint8Array, U = ByteUpdate> {
     const refused = this.refuse(req.chainVersion, 'write');
     if (refused !== null) return this.reply(out, 'write', req, refused);
     const seen = this.clients.get(writeName(req.clientId, req.requestId));
-    if (seen !== undefined) return this.reply(out, 'write', req, { ok: true, version: seen.version });
+    if (seen !== undefined) {
+      if (chunkName(seen.chunk) !== chunkName(req.chunk)) {
+        return this.reply(out, 'write', req, failure('FLYFS_ERR_INVALID_ARGUMENT', `request ${req.requestId} of client ${req.clientId} was a write of chunk ${chunkName(seen.chunk)}`));
+      }
+      return this.reply(out, 'write', req, { ok: true, version: seen.version });
+    }
     const name = chunkName(req.chunk);
     const record = this.chunks.get(name) ?? { chunk: req.chunk, committed: null, pending: null };
     if (record.pending !== null) {

@@ -103,9 +103,9 @@ describe('storage server end to end', () => {
     const t = transports[kind];
     const inode = { framed: 1000, grpc: 2000, 'grpc-stream': 3000 }[kind];
     const data = Buffer.alloc(CHUNK, 0).map((_, i) => i % 251);
-    const w = await t.writeChunk(endpoint, { chainId: 101, chainVersion: 1, inodeId: inode, index: 0, offset: 0, data, chunkSizeBytes: CHUNK, clientId: 'c', requestId: 1 });
+    const w = await t.writeChunk(endpoint, { chainId: 101, chainVersion: 1, inodeId: inode, index: 0, offset: 0, data, chunkSizeBytes: CHUNK, clientId: `c-${kind}`, requestId: 1 });
     expect(w).toEqual({ chunkLength: CHUNK, version: 1 });
-    const w2 = await t.writeChunk(endpoint, { chainId: 101, chainVersion: 1, inodeId: inode, index: 0, offset: 10, data: Buffer.from('patch'), chunkSizeBytes: CHUNK, clientId: 'c', requestId: 2 });
+    const w2 = await t.writeChunk(endpoint, { chainId: 101, chainVersion: 1, inodeId: inode, index: 0, offset: 10, data: Buffer.from('patch'), chunkSizeBytes: CHUNK, clientId: `c-${kind}`, requestId: 2 });
     expect(w2).toEqual({ chunkLength: CHUNK, version: 2 });
     const r = await t.readChunk(endpoint, { chainId: 101, chainVersion: 1, inodeId: inode, index: 0, offset: 8, length: 9 });
     expect(r.exists).toBe(true);
@@ -117,12 +117,12 @@ describe('storage server end to end', () => {
     expect(missing).toEqual({ data: Buffer.alloc(0), chunkLength: 0, exists: false });
     // Many concurrent callers over the same connections.
     await Promise.all(Array.from({ length: 40 }, (_, i) => t.writeChunk(endpoint, {
-      chainId: 102, chainVersion: 1, inodeId: inode, index: i, offset: 0, data: Buffer.alloc(100, i), chunkSizeBytes: CHUNK, clientId: 'c', requestId: 10 + i,
+      chainId: 102, chainVersion: 1, inodeId: inode, index: i, offset: 0, data: Buffer.alloc(100, i), chunkSizeBytes: CHUNK, clientId: `c-${kind}`, requestId: 10 + i,
     })));
     const reads = await Promise.all(Array.from({ length: 40 }, (_, i) => t.readChunk(endpoint, { chainId: 102, chainVersion: 1, inodeId: inode, index: i, offset: 0, length: 100 })));
     reads.forEach((rr, i) => expect(rr.data).toEqual(Buffer.alloc(100, i)));
     expect(await t.removeChunks(endpoint, { chainId: 102, chainVersion: 1, inodeId: inode, fromIndex: 20 })).toEqual({ removed: 20 });
-    await expect(t.writeChunk(endpoint, { chainId: 101, chainVersion: 1, inodeId: inode, index: 1, offset: CHUNK, data: Buffer.from('x'), chunkSizeBytes: CHUNK, clientId: 'c', requestId: 99 }))
+    await expect(t.writeChunk(endpoint, { chainId: 101, chainVersion: 1, inodeId: inode, index: 1, offset: CHUNK, data: Buffer.from('x'), chunkSizeBytes: CHUNK, clientId: `c-${kind}`, requestId: 99 }))
       .rejects.toMatchObject({ code: 'FLYFS_ERR_CHUNK_RANGE' });
   });
 
