@@ -499,6 +499,28 @@ export class ChunkEngine implements ChunkStore {
     return this.readFile(key, rec, lo, hi);
   }
 
+  /**
+   * Replaces a damaged file of the committed version with good bytes of the same version (from
+   * another replica): they must match the record's length and CRC32C. Written aside and renamed
+   * over, so a crash leaves the damaged file or the good one. False when the chunk moved on.
+   */
+  async repairCommitted(key: ChunkKey, version: number, bytes: Buffer): Promise<boolean> {
+    this.checkOpen();
+    return this.locks.run(this.lockKey(key), async () => {
+      const rec = this.record(key);
+      if (rec === undefined || rec.version !== version) return false;
+      if (bytes.length !== rec.length || crc32c(bytes) !== rec.crc32c) {
+        throw flyfsError('FLYFS_ERR_CHECKSUM', `repair of chunk ${this.lockKey(key)} v${version}: the copy does not match the record`);
+      }
+      // A scratch version number no record names: the orphan sweep removes it after a crash.
+      const scratch = Number.MAX_SAFE_INTEGER - version;
+      await this.writeFile(key, scratch, [bytes]);
+      await fsp.rename(this.filePath(key, scratch), this.filePath(key, version));
+      await this.fsyncDir(this.inodeDir(key.inodeId));
+      return true;
+    });
+  }
+
   /** Throws FLYFS_ERR_NO_SPACE when the target is above its disk-full watermark. */
   async checkRoom(): Promise<void> {
     this.checkOpen();

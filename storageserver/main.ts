@@ -110,13 +110,22 @@ export async function startStorageServer(config: StorageServerConfig, options: S
           self: toTargetId(targetId), engine: stores[i]!, send: sendPeer, logger: peerLog,
           onSyncDone: (t) => { peerLog.info({ target: t }, 'resync complete: reporting up-to-date'); membership?.markSynced(t); },
           tickMs: config.craqTickMs, replyTimeoutMs: limits.craqReplyTimeoutMsDefault,
+          readFromPeer: async (target, chunk, chainId, chainVersion, length) => {
+            const address = membership?.dataAddressOf(target);
+            if (address === undefined || address === '') throw flyfsError('FLYFS_ERR_UNAVAILABLE', `target ${target} has no address`);
+            const r = await peerTransport.readChunk({ nodeId: 0, grpcAddress: '', dataAddress: address }, { chainId, chainVersion, inodeId: chunk.inodeId, index: chunk.index, offset: 0, length });
+            return r.data;
+          },
         });
         replicas[i] = r;
       }
       return r;
     };
     cleanups.push(async () => { for (const r of replicas) await r?.close(); });
-    const scrubber = new Scrubber({ intervalMs: config.scrubIntervalMs, targets, logger: log.child({ component: 'scrub' }), metrics });
+    const scrubber = new Scrubber({
+      intervalMs: config.scrubIntervalMs, targets, logger: log.child({ component: 'scrub' }), metrics,
+      repair: async (i, key) => (await replicas[i]?.repair(key)) ?? false,
+    });
     scrubber.start();
     cleanups.push(() => scrubber.stop());
 

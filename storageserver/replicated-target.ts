@@ -39,6 +39,8 @@ export interface ReplicatedTargetOptions {
   readonly tickMs: number;
   /** How long a client write waits for its chain before failing as retryable. */
   readonly replyTimeoutMs: number;
+  /** Reads a chunk's committed bytes from another member of the chain (for scrub repair). */
+  readonly readFromPeer: (target: TargetId, chunk: ChunkKey, chainId: number, chainVersion: number, length: number) => Promise<Buffer>;
 }
 
 interface Waiter { resolve: (r: ClientReply<StoredContent>) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }
@@ -189,6 +191,31 @@ export class ReplicatedTarget implements ChunkStore {
     if (c.content.bytes !== undefined) return { version: c.version, bytes: c.content.bytes };
     const bytes = await this.options.engine.readVersion(key, c.version, c.content, 0, c.content.length, true);
     return { version: c.version, bytes };
+  }
+
+  /**
+   * Repairs this replica's damaged copy of a committed chunk from another serving member: the
+   * copy must be the same version (same length and CRC32C). Resolves to whether it was repaired.
+   */
+  async repair(key: ChunkKey): Promise<boolean> {
+    this.checkOpen();
+    const config = this.config;
+    const c = this.replica.committedOf(key);
+    if (config === null || c === null || c.content.removed) return false;
+    const others = config.members.filter((m) => m.state === 'serving' && m.target !== this.options.self);
+    for (const m of others) {
+      try {
+        const bytes = await this.options.readFromPeer(m.target, key, config.chainId, config.version, c.content.length);
+        if (bytes.length !== c.content.length || crc32c(bytes) !== c.content.crc32c) continue;
+        if (await this.options.engine.repairCommitted(key, c.version, bytes)) {
+          this.options.logger.info({ target: this.options.self, chunk: chunkName(key), version: c.version, from: m.target }, 'repaired a damaged chunk from a replica');
+          return true;
+        }
+      } catch (err) {
+        this.options.logger.warn({ err, target: this.options.self, chunk: chunkName(key), from: m.target }, 'repair from this replica failed');
+      }
+    }
+    return false;
   }
 
   // ---- ChunkStore ----

@@ -11,7 +11,7 @@ import { catCommand, cpCommand, lsCommand, mkdirCommand, mvCommand, rmCommand, s
 const usage = `usage: flyfs <command> [options]
 
 cluster
-  up [--data DIR] [--metaservers N] [--storage-servers N] [--targets N] [--restart]
+  up [--data DIR] [--metaservers N] [--storage-servers N] [--targets N] [--replicas N] [--restart]
                          start a local cluster (data in ./flyfs-data), Ctrl-C stops it
   status [--json]        every node with role, address, state and pid
   admin chains|targets [--json]

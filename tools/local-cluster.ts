@@ -17,6 +17,8 @@ export interface LocalClusterOptions {
   metaservers?: number;
   storageServers?: number;
   targetsPerServer?: number;
+  /** Targets per chain (the metaservers' --replicas). Default: 3, or fewer storage servers. */
+  replicas?: number;
   host?: string;
   /** Where children's stderr goes; DIR/logs by default. */
   logDir?: string;
@@ -101,6 +103,7 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
   const metaCount = options.metaservers ?? 3;
   const storageCount = options.storageServers ?? 3;
   const targets = options.targetsPerServer ?? 2;
+  const replicas = options.replicas ?? Math.min(3, storageCount);
   const host = options.host ?? '127.0.0.1';
   if (!Number.isInteger(metaCount) || metaCount < 1 || metaCount > limits.upMetaserversMax) {
     throw flyfsError('FLYFS_ERR_BAD_CONFIG', `metaservers must be 1..${limits.upMetaserversMax}`);
@@ -223,6 +226,7 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
       spawnChild(`metaserver-${i}`, 'metaserver', [
         '--data', join(options.dataDir, `metaserver-${i}`), '--host', host, '--port', '0', '--http-port', '0',
         '--replica-id', String(i + 1), '--metaservers', String(metaCount), '--peers-dir', peersDir,
+        '--replicas', String(replicas),
         ...(options.extraArgs?.metaserver ?? []),
       ])));
     // Restarts of a metaserver keep its ports, so storage servers can find it again.

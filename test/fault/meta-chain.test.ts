@@ -13,7 +13,7 @@ import { callUnary, channelOptions, grpc, loadProtos } from '../../common/grpc.j
 import { limits } from '../../common/limits.js';
 import type { MetadataClient as RawMetadata } from '../../proto/gen/flyfs/v1/Metadata.js';
 import type { LocalCluster, LocalNode } from '../../tools/local-cluster.js';
-import { startTestCluster } from '../helpers/cluster.js';
+import { startFaultCluster } from '../helpers/cluster.js';
 import { chainView, metaservers, probeServing, sleep, waitFor, waitFullChain } from './helpers/chain.js';
 import { DirectoryWorker, rng } from './helpers/namespace-model.js';
 
@@ -108,16 +108,10 @@ describe('metadata chain under kill -9 and SIGSTOP (real processes)', () => {
 
   beforeAll(async () => {
     console.log(`meta-chain fault test: seed ${seed} (FLYFS_SEED=${seed} replays the choices)`);
-    const c = await startTestCluster('meta-chain-fault', {
+    const c = await startFaultCluster('meta-chain-fault', {
       metaservers: 3, storageServers: 1, targetsPerServer: 1,
       extraArgs: { metaserver: chainArgs },
-      // FLYFS_FAULT_LOGS=<dir> keeps the children's logs past the cleanup.
-      ...(process.env['FLYFS_FAULT_LOGS'] ? { logDir: process.env['FLYFS_FAULT_LOGS'] } : {}),
-      onChildExit: (node, code, signal) => {
-        if (expectedExits.has(node.name)) { expectedExits.delete(node.name); return; }
-        unexpectedExits.push(`${node.name} exited (${code ?? signal})`);
-      },
-    });
+    }, { expected: expectedExits, unexpected: unexpectedExits });
     cluster = c.cluster;
     cleanup = c.cleanup;
     addresses = metaservers(cluster).map((n) => n.grpcAddress);

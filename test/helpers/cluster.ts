@@ -49,3 +49,22 @@ export async function chunkFilesOf(root: string, inodeId: number): Promise<strin
   const all = await readdir(root, { recursive: true });
   return all.filter((p) => new RegExp(`(^|/)data/${inodeId}/\\d+\\.\\d+$`).test(p)).map((p) => join(root, p));
 }
+
+/** Exits of a fault test's children: those the test caused (it adds the name before killing)
+ * and any other, which the test reports as a failure. */
+export interface ChildExits { readonly expected: Set<string>; readonly unexpected: string[] }
+
+/**
+ * A cluster for a fault test: children's exits are sorted into expected and unexpected ones,
+ * and FLYFS_FAULT_LOGS=<dir> keeps the children's logs past the cleanup.
+ */
+export async function startFaultCluster(prefix: string, options: Partial<LocalClusterOptions>, exits: ChildExits): ReturnType<typeof startTestCluster> {
+  return startTestCluster(prefix, {
+    ...options,
+    ...(process.env['FLYFS_FAULT_LOGS'] ? { logDir: process.env['FLYFS_FAULT_LOGS'] } : {}),
+    onChildExit: (node, code, signal) => {
+      if (exits.expected.delete(node.name)) return;
+      exits.unexpected.push(`${node.name} exited (${code ?? signal})`);
+    },
+  });
+}

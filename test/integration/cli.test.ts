@@ -98,30 +98,33 @@ describe('flyfs CLI against flyfs up', () => {
     type Targets = { targets: Array<{ targetId: number; chainId: number; state: string; adminOffline: boolean }> };
     const chains = async (): Promise<Chains['chains']> => (JSON.parse((await flyfs(['admin', 'chains', '--json'], dir)).stdout) as Chains).chains;
     const targets = async (): Promise<Targets['targets']> => (JSON.parse((await flyfs(['admin', 'targets', '--json'], dir)).stdout) as Targets).targets;
+    // `flyfs up`'s default: 3 storage servers with 2 targets each, chains of 3 on distinct servers.
     const before = await chains();
-    expect(before).toHaveLength(6);
-    expect(before.every((c) => c.members.every((m) => m.state === 'serving'))).toBe(true);
+    expect(before).toHaveLength(2);
+    expect(before.every((c) => c.members.length === 3 && c.members.every((m) => m.state === 'serving'))).toBe(true);
     const victim = (await targets())[0]!;
     const chainOf = async (): Promise<Chains['chains'][number]> => (await chains()).find((c) => c.chainId === victim.chainId)!;
     const v0 = (await chainOf()).version;
 
     await flyfs(['admin', 'offline', String(victim.targetId)], dir);
-    // Its chain's only target is the last that served: it keeps reads (lastsrv), the version goes up.
+    // It leaves its chain's serving members for the tail, offline; the version goes up.
     const down = await chainOf();
-    expect(down.members).toEqual([{ targetId: victim.targetId, state: 'lastsrv' }]);
+    expect(down.members.at(-1)).toEqual({ targetId: victim.targetId, state: 'offline' });
+    expect(down.members.slice(0, 2).every((m) => m.state === 'serving')).toBe(true);
     expect(down.version).toBeGreaterThan(v0);
     expect((await targets()).find((t) => t.targetId === victim.targetId)?.adminOffline).toBe(true);
-    expect((await flyfs(['admin', 'chains'], dir)).stdout).toContain(`${victim.targetId}:lastsrv`);
+    expect((await flyfs(['admin', 'chains'], dir)).stdout).toContain(`${victim.targetId}:offline`);
 
     await flyfs(['admin', 'online', String(victim.targetId)], dir);
-    // It comes back with its node's next heartbeat.
-    const until = Date.now() + 10_000;
+    // It comes back through waiting and syncing (a resync from its predecessor) to serving.
+    const until = Date.now() + 15_000;
     let up = await chainOf();
-    while (up.members[0]?.state !== 'serving' && Date.now() < until) {
+    while (!up.members.every((m) => m.state === 'serving') && Date.now() < until) {
       await new Promise((r) => setTimeout(r, 200));
       up = await chainOf();
     }
-    expect(up.members).toEqual([{ targetId: victim.targetId, state: 'serving' }]);
+    expect(up.members.map((m) => m.state)).toEqual(['serving', 'serving', 'serving']);
+    expect(up.members.map((m) => m.targetId)).toContain(victim.targetId);
     expect(up.version).toBeGreaterThan(down.version);
 
     await expect(flyfs(['admin', 'offline', '999999'], dir)).rejects.toMatchObject({ stderr: expect.stringMatching(/FLYFS_ERR_NOT_FOUND/) });

@@ -52,7 +52,8 @@ function expectReplicated(replicas: Map<number, Buffer[]>, expected: Buffer): vo
   }
 }
 
-describe('CRAQ over real storage servers', () => {
+// Both I/O engines: the same replication with the node:fs fallback forced.
+describe.each(['io_uring', 'fs'])('CRAQ over real storage servers (%s I/O)', (ioEngine) => {
   let cluster: LocalCluster;
   let cleanup: () => Promise<void>;
   let dir: string;
@@ -61,7 +62,7 @@ describe('CRAQ over real storage servers', () => {
   beforeAll(async () => {
     const c = await startTestCluster('craq', {
       metaservers: 1, storageServers: 3, targetsPerServer: 1,
-      extraArgs: { metaserver: ['--replicas', '3', '--lease-ms', '1000'], storageserver: ['--craq-tick-ms', '100'] },
+      extraArgs: { metaserver: ['--replicas', '3', '--lease-ms', '1000'], storageserver: ['--craq-tick-ms', '100', '--io-engine', ioEngine] },
     });
     cluster = c.cluster; cleanup = c.cleanup; dir = c.dir;
     fs = await connect(cluster.clusterAddress);

@@ -27,7 +27,8 @@ describe.each([['framed', 'io_uring'], ['grpc-stream', 'fs']] as const)('files o
   beforeAll(async () => {
     dir = await tempDir(`file-io-${transport}`);
     cluster = await startLocalCluster({
-      dataDir: join(dir, 'data'), storageServers: 3, targetsPerServer: 2,
+      // One target per chain: the subject here is striping over 6 chains (replication has its own suites).
+      dataDir: join(dir, 'data'), storageServers: 3, targetsPerServer: 2, replicas: 1,
       extraArgs: { storageserver: ['--io-engine', ioEngine] },
     });
     fs = await connect(cluster.clusterAddress, { transport });
@@ -106,7 +107,8 @@ describe.each([['framed', 'io_uring'], ['grpc-stream', 'fs']] as const)('files o
     await cluster.stop();
     for (const pid of pids) expect(isAlive(pid)).toBe(false);
     cluster = await startLocalCluster({
-      dataDir: join(dir, 'data'), storageServers: 3, targetsPerServer: 2,
+      // One target per chain: the subject here is striping over 6 chains (replication has its own suites).
+      dataDir: join(dir, 'data'), storageServers: 3, targetsPerServer: 2, replicas: 1,
       extraArgs: { storageserver: ['--io-engine', ioEngine] },
     });
     fs = await connect(cluster.clusterAddress, { transport });

@@ -14,6 +14,7 @@ export async function upCommand(argv: string[]): Promise<number> {
     metaservers: intFlag(args, 'metaservers', 3),
     storageServers: intFlag(args, 'storage-servers', 3),
     targetsPerServer: intFlag(args, 'targets', 2),
+    ...(flag(args, 'replicas') === undefined ? {} : { replicas: intFlag(args, 'replicas', 3) }),
     host: flag(args, 'host') ?? '127.0.0.1',
     restart: boolFlag(args, 'restart'),
     onChildExit: (node, code, signal) => {
