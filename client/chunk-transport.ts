@@ -12,6 +12,9 @@ export interface WriteChunkArgs {
   data: Uint8Array; chunkSizeBytes: number; clientId: string; requestId: number;
 }
 export interface ReadChunkArgs { chainId: number; chainVersion: number; inodeId: number; index: number; offset: number; length: number }
+export type ReadChunksItem =
+  | { ok: true; data: Buffer; chunkLength: number; exists: boolean }
+  | { ok: false; error: Error };
 export interface RemoveChunksArgs { chainId: number; chainVersion: number; inodeId: number; fromIndex: number }
 
 export interface ChunkTransport {
@@ -19,6 +22,12 @@ export interface ChunkTransport {
   /** `data` is short at the chunk's end and empty (exists: false) for a missing chunk. */
   readChunk(to: StorageEndpoint, args: ReadChunkArgs): Promise<{ data: Buffer; chunkLength: number; exists: boolean }>;
   removeChunks(to: StorageEndpoint, args: RemoveChunksArgs): Promise<{ removed: number }>;
+  /**
+   * Many chunk reads to one server in one request (at most limits.readBatchChunksMax, asking for
+   * at most limits.readBatchBytesMax together); each item answers for itself. Transports without
+   * it read chunk by chunk.
+   */
+  readChunks?(to: StorageEndpoint, args: readonly ReadChunkArgs[]): Promise<ReadChunksItem[]>;
   /** Closes every connection; in-flight requests reject with FLYFS_ERR_CLOSED. */
   close(): void;
 }

@@ -4,7 +4,7 @@
 import { FlyfsError, flyfsError } from '../common/errors.js';
 import { limits } from '../common/limits.js';
 import { chainOfChunk, chunkSpans, type ChunkSpan, type FileLayout } from '../common/layout.js';
-import type { ChunkTransport, StorageEndpoint } from './chunk-transport.js';
+import type { ChunkTransport, ReadChunkArgs, StorageEndpoint } from './chunk-transport.js';
 import type { RoutingCache, ChainRoute } from './routing.js';
 
 export interface FileIoContext {
@@ -17,7 +17,7 @@ export interface FileIoContext {
 }
 
 /** Runs tasks with at most `chunksMax` tasks and `bytesMax` bytes at once; fails fast on the first error. */
-async function runBounded(spans: readonly ChunkSpan[], bytesMax: number, task: (s: ChunkSpan) => Promise<void>): Promise<void> {
+async function runBounded<T extends { readonly length: number }>(spans: readonly T[], bytesMax: number, task: (s: T) => Promise<void>): Promise<void> {
   let next = 0;
   let inflightBytes = 0;
   let inflight = 0;
@@ -98,21 +98,61 @@ export async function writeRange(ctx: FileIoContext, layout: FileLayout, inodeId
 /**
  * Reads [position, position + length) into `into` (which is at least `length` long), clipped at
  * `fileLength`. Chunks never written, or shorter than their share, read as zeros (holes).
- * Returns the bytes read.
+ * Chunk reads that go to one storage server travel in one request (ReadChunks) where the
+ * transport has it; a read that fails inside a batch is retried alone (other replicas, fresh
+ * routing). Returns the bytes read.
  */
 export async function readRange(ctx: FileIoContext, layout: FileLayout, inodeId: number, fileLength: number,
   position: number, into: Uint8Array, length: number): Promise<number> {
   const n = Math.max(0, Math.min(length, fileLength - position));
   if (n === 0) return 0;
   const spans = chunkSpans(layout.chunkSizeBytes, position, n);
-  await runBounded(spans, ctx.inflightBytesMax, async (s) => {
-    const chainId = chainOfChunk(layout, s.index);
-    const r = await withRoute(ctx, chainId, (route) => readAnyReplica(route, s.index, (to) => ctx.transport.readChunk(to, {
-      chainId, chainVersion: route.chainVersion, inodeId, index: s.index, offset: s.chunkOffset, length: s.length,
-    })));
-    const got = Math.min(r.data.byteLength, s.length);
-    into.set(r.data.subarray(0, got), s.rangeOffset);
+  const place = (s: ChunkSpan, data: Uint8Array): void => {
+    const got = Math.min(data.byteLength, s.length);
+    into.set(data.subarray(0, got), s.rangeOffset);
     if (got < s.length) into.fill(0, s.rangeOffset + got, s.rangeOffset + s.length);
+  };
+  const argsOf = (s: ChunkSpan, route: ChainRoute): ReadChunkArgs => ({
+    chainId: route.chainId, chainVersion: route.chainVersion, inodeId, index: s.index, offset: s.chunkOffset, length: s.length,
   });
+  const readOne = async (s: ChunkSpan): Promise<void> => {
+    const chainId = chainOfChunk(layout, s.index);
+    const r = await withRoute(ctx, chainId, (route) => readAnyReplica(route, s.index, (to) => ctx.transport.readChunk(to, argsOf(s, route))));
+    place(s, r.data);
+  };
+  const batchRead = ctx.transport.readChunks?.bind(ctx.transport);
+  if (batchRead === undefined || spans.length === 1) {
+    await runBounded(spans, ctx.inflightBytesMax, readOne);
+    return n;
+  }
+  // Group by the replica that serves each chunk first; cut batches at the request's bounds.
+  interface Batch { to: StorageEndpoint; items: { span: ChunkSpan; args: ReadChunkArgs }[]; length: number }
+  const open = new Map<string, Batch>();
+  const batches: Batch[] = [];
+  // Chunks without a route now go alone, through the retrying path.
+  const alone: ChunkSpan[] = [];
+  const batchBytesMax = Math.min(limits.readBatchBytesMax, ctx.inflightBytesMax);
+  for (const s of spans) {
+    const route = await ctx.routing.route(chainOfChunk(layout, s.index)).catch(() => undefined);
+    const to = route?.readers[s.index % route.readers.length];
+    if (route === undefined || to === undefined) { alone.push(s); continue; }
+    let b = open.get(to.dataAddress);
+    if (b === undefined || b.items.length >= limits.readBatchChunksMax || b.length + s.length > batchBytesMax) {
+      b = { to, items: [], length: 0 };
+      open.set(to.dataAddress, b);
+      batches.push(b);
+    }
+    b.items.push({ span: s, args: argsOf(s, route) });
+    b.length += s.length;
+  }
+  await runBounded(batches, ctx.inflightBytesMax, async (b) => {
+    const results = await batchRead(b.to, b.items.map((i) => i.args)).catch(() => undefined);
+    await Promise.all(b.items.map(async (item, k) => {
+      const r = results?.[k];
+      if (r !== undefined && r.ok) place(item.span, r.data);
+      else await readOne(item.span);
+    }));
+  });
+  await runBounded(alone, ctx.inflightBytesMax, readOne);
   return n;
 }

@@ -5,9 +5,9 @@ import net from 'node:net';
 import { flyfsError, FlyfsError } from '../common/errors.js';
 import { limits } from '../common/limits.js';
 import {
-  encodeFrame, errorFromReply, FrameDecoder, Op, REQUEST_ID_MAX, Status, uintField, type Frame,
+  encodeFrame, errorFromReply, FrameDecoder, Op, packJsonPayload, REQUEST_ID_MAX, Status, uintField, unpackJsonPayload, type Frame,
 } from '../storageserver/data-protocol.js';
-import type { ChunkTransport, ReadChunkArgs, RemoveChunksArgs, StorageEndpoint, WriteChunkArgs } from './chunk-transport.js';
+import type { ChunkTransport, ReadChunkArgs, ReadChunksItem, RemoveChunksArgs, StorageEndpoint, WriteChunkArgs } from './chunk-transport.js';
 
 /** Connections kept per storage server: a couple spread the kernel's per-socket work. */
 const connectionsPerServer = 2;
@@ -151,6 +151,23 @@ export class FramedTransport implements ChunkTransport {
       chainId: a.chainId, chainVersion: a.chainVersion, inodeId: a.inodeId, index: a.index, offset: a.offset, length: a.length,
     });
     return { data: f.payload, chunkLength: uintField(f.header, 'chunkLength'), exists: f.header['exists'] === true };
+  }
+
+  async readChunks(to: StorageEndpoint, args: readonly ReadChunkArgs[]): Promise<ReadChunksItem[]> {
+    const list = args.map((a) => ({ chainId: a.chainId, chainVersion: a.chainVersion, inodeId: a.inodeId, index: a.index, offset: a.offset, length: a.length }));
+    const f = await this.call(to, Op.ReadChunks, {}, packJsonPayload(list, []));
+    const { json, bytesAt } = unpackJsonPayload(f.payload, 'chunk reads reply');
+    if (!Array.isArray(json) || json.length !== args.length) throw flyfsError('FLYFS_ERR_BAD_FRAME', 'chunk reads reply: one result per read is expected');
+    let at = bytesAt;
+    return json.map((raw: unknown) => {
+      const r = raw as Record<string, unknown>;
+      if (r['ok'] !== true) return { ok: false as const, error: errorFromReply(r) };
+      const n = uintField(r, 'length');
+      if (at + n > f.payload.length) throw flyfsError('FLYFS_ERR_BAD_FRAME', 'chunk reads reply: data runs past the payload');
+      const data = f.payload.subarray(at, at + n);
+      at += n;
+      return { ok: true as const, data, chunkLength: uintField(r, 'chunkLength'), exists: r['exists'] === true };
+    });
   }
 
   async removeChunks(to: StorageEndpoint, a: RemoveChunksArgs): Promise<{ removed: number }> {

@@ -50,6 +50,9 @@ export const limits = {
   nodesMax: 4096,
   /** Targets one storage server may have. */
   targetsPerNodeMax: 64,
+  /** Chunk reads one ReadChunks request carries, and the bytes they may ask for together. */
+  readBatchChunksMax: 256,
+  readBatchBytesMax: 64 * MiB,
   /** Committed writes a storage target remembers for idempotent retries (all clients together). */
   craqClientsMax: 65_536,
   /** How often a CRAQ replica retransmits what its successor has not acknowledged. */
@@ -79,6 +82,7 @@ export function checkLimits(l: Limits = limits): void {
   assert(l.chunkSizeBytesMax % l.chunkSizeAlignBytes === 0, 'chunkSizeBytesMax is aligned');
   assert(l.chunkSizeBytesDefault >= l.chunkSizeBytesMin && l.chunkSizeBytesDefault <= l.chunkSizeBytesMax, 'default chunk size within bounds');
   assert(l.frameBytesMax >= l.chunkSizeBytesMax + l.frameHeaderBytesMax, 'a whole chunk fits one frame');
+  assert(l.frameBytesMax >= l.readBatchBytesMax + 64 * KiB * 4, 'a read batch and its descriptions fit one frame');
   assert(l.grpcMessageBytesMax >= l.chunkSizeBytesMax + 64 * KiB, 'a whole chunk fits one gRPC message');
   assert(l.clientInflightBytesDefault >= l.chunkSizeBytesMax, 'a client can keep at least one whole chunk in flight');
   assert(l.nameBytesMax < l.pathBytesMax, 'a name fits a path');

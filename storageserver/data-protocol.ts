@@ -17,6 +17,8 @@ export const Op = {
   StatChunk: 4,
   /** A CRAQ message between the replicas of a chain (storageserver/peer-codec.ts). */
   Peer: 5,
+  /** Many chunk reads to one server in one request (payload: JSON list; reply: JSON + data). */
+  ReadChunks: 6,
 } as const;
 export type Op = (typeof Op)[keyof typeof Op];
 /** A reply carries its request's op with this bit set. */
@@ -34,7 +36,7 @@ export interface Frame {
 }
 
 function isKnownOp(op: number): op is Op {
-  return op >= Op.WriteChunk && op <= Op.Peer;
+  return op >= Op.WriteChunk && op <= Op.ReadChunks;
 }
 
 /** Encodes one frame as [fixed header + JSON header, payload]; write both without joining them. */
@@ -198,4 +200,24 @@ export function stringField(header: Record<string, unknown>, name: string): stri
   if (v === undefined) return '';
   if (typeof v !== 'string') throw flyfsError('FLYFS_ERR_BAD_FRAME', `header field '${name}' must be a string`);
   return v;
+}
+
+/** A payload that carries JSON beside raw bytes: [u32 LE JSON length][JSON][bytes...]. */
+export function packJsonPayload(json: unknown, parts: readonly Uint8Array[]): Buffer {
+  const text = Buffer.from(JSON.stringify(json));
+  const prefix = Buffer.allocUnsafe(4);
+  prefix.writeUInt32LE(text.length, 0);
+  return Buffer.concat([prefix, text, ...parts]);
+}
+
+/** The JSON of a packed payload and the offset where its bytes start; FLYFS_ERR_BAD_FRAME when malformed. */
+export function unpackJsonPayload(payload: Buffer, what: string): { json: unknown; bytesAt: number } {
+  if (payload.length < 4) throw flyfsError('FLYFS_ERR_BAD_FRAME', `${what}: payload too short`);
+  const n = payload.readUInt32LE(0);
+  if (4 + n > payload.length) throw flyfsError('FLYFS_ERR_BAD_FRAME', `${what}: JSON runs past the payload`);
+  try {
+    return { json: JSON.parse(payload.toString('utf8', 4, 4 + n)), bytesAt: 4 + n };
+  } catch {
+    throw flyfsError('FLYFS_ERR_BAD_FRAME', `${what}: JSON does not parse`);
+  }
 }

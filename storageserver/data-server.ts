@@ -8,7 +8,7 @@ import { inodeId as toInodeId } from '../common/ids.js';
 import { limits } from '../common/limits.js';
 import type { Logger } from '../common/log.js';
 import {
-  encodeFrame, FrameDecoder, Op, REPLY_BIT, Status, stringField, uintField, type Frame,
+  encodeFrame, FrameDecoder, Op, packJsonPayload, REPLY_BIT, Status, stringField, uintField, unpackJsonPayload, type Frame,
 } from './data-protocol.js';
 import type { ChunkService } from './service.js';
 import { decodePeerMessage } from './peer-codec.js';
@@ -30,6 +30,7 @@ async function dispatch(service: ChunkService, frame: Frame, onPeer: PeerSink | 
     onPeer(decodePeerMessage(frame.payload));
     return { header: {} };
   }
+  if (frame.op === Op.ReadChunks) return readChunks(service, frame.payload);
   const routed = { chainId: uintField(h, 'chainId'), chainVersion: uintField(h, 'chainVersion') };
   switch (frame.op) {
     case Op.WriteChunk: {
@@ -54,6 +55,35 @@ async function dispatch(service: ChunkService, frame: Frame, onPeer: PeerSink | 
     default:
       throw new FlyfsError('FLYFS_ERR_BAD_FRAME', `op ${frame.op}`);
   }
+}
+
+/**
+ * Many chunk reads in one request: each runs as a ReadChunk would and answers for itself (a
+ * damaged or missing chunk fails alone); the reply packs every result's description, then the
+ * data of the successful ones in order.
+ */
+async function readChunks(service: ChunkService, payload: Buffer): Promise<{ header: object; payload: Uint8Array }> {
+  const { json } = unpackJsonPayload(payload, 'chunk reads');
+  if (!Array.isArray(json) || json.length === 0) throw new FlyfsError('FLYFS_ERR_BAD_FRAME', 'chunk reads: a non-empty list is expected');
+  if (json.length > limits.readBatchChunksMax) throw new FlyfsError('FLYFS_ERR_LIMIT', `at most ${limits.readBatchChunksMax} chunk reads in one request, got ${json.length}`);
+  const items = json.map((raw: unknown) => {
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new FlyfsError('FLYFS_ERR_BAD_FRAME', 'chunk reads: an item is not an object');
+    const r = raw as Record<string, unknown>;
+    return {
+      chainId: uintField(r, 'chainId'), chainVersion: uintField(r, 'chainVersion'),
+      key: { inodeId: toInodeId(uintField(r, 'inodeId')), index: uintField(r, 'index') }, offset: uintField(r, 'offset'), length: uintField(r, 'length'),
+    };
+  });
+  const total = items.reduce((n, i) => n + i.length, 0);
+  if (total > limits.readBatchBytesMax) throw new FlyfsError('FLYFS_ERR_LIMIT', `chunk reads ask for ${total} bytes, at most ${limits.readBatchBytesMax} in one request`);
+  const results = await Promise.all(items.map((i) => service.readChunk(i).then(
+    (r) => ({ ok: true as const, r }),
+    (err: unknown) => ({ ok: false as const, err: err instanceof FlyfsError ? err : new FlyfsError('FLYFS_ERR_INTERNAL', String(err)) }),
+  )));
+  const described = results.map((x) => x.ok
+    ? { ok: true, length: x.r.data.length, chunkLength: x.r.chunkLength, exists: x.r.exists }
+    : { ok: false, code: x.err.code, message: x.err.message });
+  return { header: {}, payload: packJsonPayload(described, results.flatMap((x) => x.ok ? [x.r.data] : [])) };
 }
 
 class DataConnection {

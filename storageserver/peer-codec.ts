@@ -4,13 +4,13 @@
 // CRC32C and tombstone flag, and its bytes follow in the order they are described. Decoded
 // contents point into the frame's payload (no copy).
 import { flyfsError } from '../common/errors.js';
+import { packJsonPayload, unpackJsonPayload } from './data-protocol.js';
 import type { ChunkKey } from '../common/ids.js';
 import type { StoredMessage } from './replicated-target.js';
 import type { StoredContent } from './stored-content.js';
 
 interface WireContent { length: number; crc32c: number; removed: boolean }
 
-const lengthPrefixBytes = 4;
 
 /** Encodes a message; `payload` gives each content's bytes (from memory or its file). */
 export async function encodePeerMessage(
@@ -35,27 +35,16 @@ export async function encodePeerMessage(
       break;
     default: body = b;
   }
-  const json = Buffer.from(JSON.stringify({ ...message, body }));
-  const prefix = Buffer.allocUnsafe(lengthPrefixBytes);
-  prefix.writeUInt32LE(json.length, 0);
-  const bytes = await Promise.all(parts);
-  return Buffer.concat([prefix, json, ...bytes]);
+  return packJsonPayload({ ...message, body }, await Promise.all(parts));
 }
 
 /** Decodes a peer frame's payload; FLYFS_ERR_BAD_FRAME when it does not add up. */
 export function decodePeerMessage(payload: Buffer): StoredMessage {
   const bad = (why: string): never => { throw flyfsError('FLYFS_ERR_BAD_FRAME', `peer message: ${why}`); };
-  if (payload.length < lengthPrefixBytes) bad('too short');
-  const jsonLength = payload.readUInt32LE(0);
-  if (lengthPrefixBytes + jsonLength > payload.length) bad('JSON runs past the payload');
-  let message: StoredMessage;
-  try {
-    message = JSON.parse(payload.subarray(lengthPrefixBytes, lengthPrefixBytes + jsonLength).toString('utf8')) as StoredMessage;
-  } catch {
-    return bad('JSON does not parse');
-  }
+  const { json, bytesAt } = unpackJsonPayload(payload, 'peer message');
+  const message = json as StoredMessage;
   if (typeof message !== 'object' || message === null || typeof message.body !== 'object' || message.body === null) bad('no body');
-  let at = lengthPrefixBytes + jsonLength;
+  let at = bytesAt;
   const take = (w: unknown): StoredContent => {
     const c = w as Partial<WireContent> | null;
     if (c === null || typeof c !== 'object' || !Number.isInteger(c.length) || !Number.isInteger(c.crc32c) || typeof c.removed !== 'boolean') return bad('content description');

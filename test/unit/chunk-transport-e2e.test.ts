@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { flyfsError } from '../../common/errors.js';
+import { limits } from '../../common/limits.js';
 import { bindServer, createServer, loadProtos, shutdownServer, unary, type grpc } from '../../common/grpc.js';
 import { silentLogger } from '../../common/log.js';
 import type { ManagementHandlers } from '../../proto/gen/flyfs/v1/Management.js';
@@ -130,6 +131,30 @@ describe('storage server end to end', () => {
     const t = transports[kind];
     await expect(t.readChunk(endpoint, { chainId: 101, chainVersion: 2, inodeId: 1, index: 0, offset: 0, length: 1 })).rejects.toMatchObject({ code: 'FLYFS_ERR_STALE_CHAIN_VERSION' });
     await expect(t.readChunk(endpoint, { chainId: 999, chainVersion: 1, inodeId: 1, index: 0, offset: 0, length: 1 })).rejects.toMatchObject({ code: 'FLYFS_ERR_UNKNOWN_CHAIN' });
+  });
+
+  it('reads many chunks of one server in one framed request, each answering for itself', async () => {
+    const t = transports.framed;
+    const inode = 4000;
+    for (let i = 0; i < 5; i++) {
+      await t.writeChunk(endpoint, { chainId: 101, chainVersion: 1, inodeId: inode, index: i, offset: 0, data: Buffer.alloc(1000 + i, i + 1), chunkSizeBytes: CHUNK, clientId: 'batch', requestId: i + 1 });
+    }
+    const got = await t.readChunks!(endpoint, [
+      ...Array.from({ length: 5 }, (_, i) => ({ chainId: 101, chainVersion: 1, inodeId: inode, index: i, offset: 10, length: 2000 })),
+      { chainId: 101, chainVersion: 1, inodeId: inode, index: 77, offset: 0, length: 10 },
+      { chainId: 999, chainVersion: 1, inodeId: inode, index: 0, offset: 0, length: 10 },
+      { chainId: 101, chainVersion: 5, inodeId: inode, index: 0, offset: 0, length: 10 },
+    ]);
+    for (let i = 0; i < 5; i++) expect(got[i]).toEqual({ ok: true, data: Buffer.alloc(1000 + i - 10, i + 1), chunkLength: 1000 + i, exists: true });
+    expect(got[5]).toEqual({ ok: true, data: Buffer.alloc(0), chunkLength: 0, exists: false });
+    expect(got[6]).toMatchObject({ ok: false, error: { code: 'FLYFS_ERR_UNKNOWN_CHAIN' } });
+    expect(got[7]).toMatchObject({ ok: false, error: { code: 'FLYFS_ERR_STALE_CHAIN_VERSION' } });
+    // Past the named bounds the whole request is refused, and the connection goes on.
+    const many = Array.from({ length: limits.readBatchChunksMax + 1 }, (_, i) => ({ chainId: 101, chainVersion: 1, inodeId: inode, index: i, offset: 0, length: 1 }));
+    await expect(t.readChunks!(endpoint, many)).rejects.toMatchObject({ code: 'FLYFS_ERR_LIMIT' });
+    const big = Array.from({ length: 2 }, (_, i) => ({ chainId: 101, chainVersion: 1, inodeId: inode, index: i, offset: 0, length: limits.readBatchBytesMax / 2 + 1 }));
+    await expect(t.readChunks!(endpoint, big)).rejects.toMatchObject({ code: 'FLYFS_ERR_LIMIT' });
+    expect((await t.readChunk(endpoint, { chainId: 101, chainVersion: 1, inodeId: inode, index: 0, offset: 0, length: 5 })).data).toEqual(Buffer.alloc(5, 1));
   });
 
   it('pulls routing info when its version moves', async () => {
