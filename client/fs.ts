@@ -9,7 +9,8 @@ import { FileHandle, type HandleMode } from './file-handle.js';
 import type { FileIoContext } from './file-io.js';
 import { MetadataClient, OpenFlags } from './metadata-client.js';
 import { modeOf, ownerChange, timesChange, type TimeLike } from './node-args.js';
-import { nodeCall } from './node-errors.js';
+import { constants as fsConstants } from 'node:fs';
+import { nodeCall, toNodeError, type NodeStyleError } from './node-errors.js';
 import { RoutingCache } from './routing.js';
 import { FlyfsDirent, FlyfsStats } from './stats.js';
 
@@ -215,6 +216,56 @@ export class FileSystem {
 
   async rmdir(path: string): Promise<void> {
     return nodeCall('rmdir', path, () => this.meta.rmdir(norm(path)));
+  }
+
+  /** Whether `path` exists (symlinks followed). Permission bits are recorded, never enforced,
+   * so every mode is granted to an existing file, as to root on a local disk. */
+  async access(path: string, _mode?: number): Promise<void> {
+    return nodeCall('access', path, async () => { await this.meta.stat(norm(path)); });
+  }
+
+  /**
+   * Copies a file's bytes to `dest` (created or replaced; with COPYFILE_EXCL, EEXIST if it
+   * exists). The copy goes through the client: read in parallel from src's chains, written in
+   * parallel to dest's.
+   */
+  async copyFile(src: string, dest: string, mode = 0): Promise<void> {
+    return nodeCall('copyfile', src, async () => {
+      const from = await this.meta.stat(norm(src));
+      if (from.kind === 'directory') throw flyfsError('FLYFS_ERR_IS_DIR', undefined, { path: src });
+      const exclusive = (mode & fsConstants.COPYFILE_EXCL) !== 0;
+      const target = await this.meta.stat(norm(dest)).catch(() => undefined);
+      if (target?.kind === 'directory') throw flyfsError('FLYFS_ERR_IS_DIR', undefined, { path: dest });
+      if (exclusive && target !== undefined) throw flyfsError('FLYFS_ERR_EXISTS', undefined, { path: dest });
+      const data = await this.readFile(src) as Buffer;
+      await this.writeFile(dest, data, { flag: exclusive ? 'wx' : 'w' });
+    }, dest);
+  }
+
+  /**
+   * Removes a file or symlink; a directory only with `recursive` (everything under it, links
+   * not followed). A missing path is ENOENT unless `force`. Like node:fs, a directory without
+   * `recursive` is ERR_FS_EISDIR.
+   */
+  async rm(path: string, options: { recursive?: boolean; force?: boolean } = {}): Promise<void> {
+    const p = norm(path);
+    let st;
+    try {
+      st = await this.lstat(path);
+    } catch (err) {
+      if (options.force === true && (err as NodeStyleError).code === 'ENOENT') return;
+      throw err;
+    }
+    if (!st.isDirectory()) return this.unlink(path);
+    if (options.recursive !== true) {
+      const e = toNodeError(flyfsError('FLYFS_ERR_IS_DIR', `Path is a directory: rm returned EISDIR (is a directory) ${path}`), 'rm', path);
+      e.code = 'ERR_FS_EISDIR';
+      throw e;
+    }
+    const entries = await this.readdir(path, { withFileTypes: true });
+    // One entry at a time: a wide tree never puts unbounded requests in flight.
+    for (const e of entries) await this.rm(`${p === '/' ? '' : p}/${e.name}`, { recursive: true, force: options.force ?? false });
+    if (p !== '/') await this.rmdir(path);
   }
 
   /** Routing info as the client sees it (for tools). */

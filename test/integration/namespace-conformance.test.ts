@@ -28,6 +28,53 @@ const sha = (b: Buffer | string): string => createHash('sha256').update(b).diges
 const big = seededBytes(7, 10_000);
 
 const scenarios: Scenario[] = [
+  // ---- rm, access, copyFile ----
+  { name: 'rm a file, a symlink (not its target) and a missing path with and without force', run: async ({ fs, p }) => {
+    await fs.writeFile(p('f'), 'x');
+    await fs.writeFile(p('t'), 'target');
+    await fs.symlink('t', p('l'));
+    return [await code(fs.rm(p('f'))), await code(fs.rm(p('l'))), await look(fs, p('t')), await code(fs.rm(p('f'))), await code(fs.rm(p('f'), { force: true })), await fs.readdir(p(''))];
+  } },
+  { name: 'rm a directory: refused without recursive, whole tree with it, links inside not followed', run: async ({ fs, p }) => {
+    await fs.mkdir(p('keep'));
+    await fs.writeFile(p('keep/k'), 'kept');
+    await fs.mkdir(p('d/e/f'), { recursive: true });
+    await fs.writeFile(p('d/a'), big);
+    await fs.writeFile(p('d/e/b'), 'b');
+    await fs.symlink('../keep', p('d/e/lk'));
+    const refused = await code(fs.rm(p('d')));
+    const empty = await code(fs.rm(p('d/e/f')));
+    return [refused, empty, await code(fs.rm(p('d'), { recursive: true })), await look(fs, p('d')), await fs.readFile(p('keep/k'), 'utf8'), await code(fs.rm(p('d'), { recursive: true, force: true }))];
+  } },
+  { name: 'rm through a path whose parent is a file', run: async ({ fs, p }) => {
+    await fs.writeFile(p('f'), 'x');
+    return [await code(fs.rm(p('f/x'))), await code(fs.rm(p('f/x'), { force: true }))];
+  } },
+  { name: 'access: existing file, directory, symlink, dangling symlink, missing', run: async ({ fs, p }) => {
+    await fs.writeFile(p('f'), 'x');
+    await fs.mkdir(p('d'));
+    await fs.symlink('f', p('l'));
+    await fs.symlink('nope', p('dl'));
+    return [await code(fs.access(p('f'))), await code(fs.access(p('d'))), await code(fs.access(p('l'))), await code(fs.access(p('dl'))), await code(fs.access(p('zz')))];
+  } },
+  { name: 'copyFile: bytes and size, replace, COPYFILE_EXCL, directories and missing sources', run: async ({ fs, p }) => {
+    await fs.writeFile(p('src'), big);
+    await fs.writeFile(p('old'), 'old contents that are longer than nothing');
+    await fs.mkdir(p('d'));
+    const r = [await code(fs.copyFile(p('src'), p('new'))), sha(await fs.readFile(p('new')) as Buffer), await look(fs, p('new'))];
+    r.push(await code(fs.copyFile(p('src'), p('old'))), sha(await fs.readFile(p('old')) as Buffer));
+    r.push(await code(fs.copyFile(p('src'), p('old'), nodeFs.constants.COPYFILE_EXCL)));
+    r.push(await code(fs.copyFile(p('d'), p('c'))), await code(fs.copyFile(p('src'), p('d'))), await code(fs.copyFile(p('zz'), p('c'))), await look(fs, p('c')));
+    return r;
+  } },
+  { name: 'copyFile of an empty file and through a symlink', run: async ({ fs, p }) => {
+    await fs.writeFile(p('e'), '');
+    await fs.writeFile(p('t'), 'via link');
+    await fs.symlink('t', p('l'));
+    await fs.copyFile(p('e'), p('e2'));
+    await fs.copyFile(p('l'), p('c'));
+    return [await look(fs, p('e2')), await fs.readFile(p('c'), 'utf8'), await look(fs, p('c'), 'lstat')];
+  } },
   // ---- symlinks ----
   { name: 'symlink to a file: stat follows, lstat does not, readlink gives the target', run: async ({ fs, p }) => {
     await fs.writeFile(p('f'), 'hello');
