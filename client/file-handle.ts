@@ -9,6 +9,8 @@ import type { InodeAttrs, MetadataClient } from './metadata-client.js';
 import { modeOf, timesChange, type TimeLike } from './node-args.js';
 import { nodeCall } from './node-errors.js';
 import { FlyfsStats } from './stats.js';
+import type { Readable, Writable } from 'node:stream';
+import { readStream, writeStream, type ReadStreamOptions, type WriteStreamOptions } from './streams.js';
 
 export interface HandleMode { readable: boolean; writable: boolean; append: boolean }
 
@@ -113,6 +115,48 @@ export class FileHandle {
     this.writtenEnd = Math.max(this.writtenEnd ?? 0, pos + length);
     if (position === null || position === undefined || this.mode.append) this.position = pos + length;
     return { bytesWritten: length, buffer };
+  }
+
+  /** Reads into each buffer in turn from `position` (or the handle's position); short at EOF. */
+  readv<T extends readonly Uint8Array[]>(buffers: T, position?: number | null): Promise<{ bytesRead: number; buffers: T }> {
+    return nodeCall('read', this.path, () => this.track((async () => {
+      this.checkOpen('read');
+      let pos = position ?? this.position;
+      const reads: Promise<ReadResult<Uint8Array>>[] = [];
+      for (const b of buffers) { reads.push(this.doRead(b, 0, b.byteLength, pos)); pos += b.byteLength; }
+      // Each read clips at the file's end, so the bytes read are a prefix of the buffers.
+      const bytesRead = (await Promise.all(reads)).reduce((n, r) => n + r.bytesRead, 0);
+      if (position === null || position === undefined) this.position += bytesRead;
+      return { bytesRead, buffers };
+    })()));
+  }
+
+  /** Writes the buffers one after another from `position` (or the handle's position), in parallel. */
+  writev<T extends readonly Uint8Array[]>(buffers: T, position?: number | null): Promise<{ bytesWritten: number; buffers: T }> {
+    return nodeCall('write', this.path, () => this.track((async () => {
+      this.checkOpen('write');
+      let bytesWritten = 0;
+      if (this.mode.append) {
+        for (const b of buffers) bytesWritten += (await this.doWrite(b, 0, b.byteLength, null)).bytesWritten;
+        return { bytesWritten, buffers };
+      }
+      let pos = position ?? this.position;
+      const writes: Promise<WriteResult<Uint8Array>>[] = [];
+      for (const b of buffers) { writes.push(this.doWrite(b, 0, b.byteLength, pos)); pos += b.byteLength; }
+      bytesWritten = (await Promise.all(writes)).reduce((n, r) => n + r.bytesWritten, 0);
+      if (position === null || position === undefined) this.position += bytesWritten;
+      return { bytesWritten, buffers };
+    })()));
+  }
+
+  /** A Readable of this file (node:fs/promises's FileHandle.createReadStream); closes the handle at its end. */
+  createReadStream(options: ReadStreamOptions = {}): Readable {
+    return readStream(async () => this, options);
+  }
+
+  /** A Writable into this file (node:fs/promises's FileHandle.createWriteStream); closes the handle at its end. */
+  createWriteStream(options: WriteStreamOptions = {}): Writable {
+    return writeStream(async () => this, options);
   }
 
   async stat(): Promise<FlyfsStats> {

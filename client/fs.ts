@@ -12,6 +12,8 @@ import { modeOf, ownerChange, timesChange, type TimeLike } from './node-args.js'
 import { constants as fsConstants } from 'node:fs';
 import { nodeCall, toNodeError, type NodeStyleError } from './node-errors.js';
 import { RoutingCache } from './routing.js';
+import type { Readable, Writable } from 'node:stream';
+import { readStream, writeStream, type ReadStreamOptions, type WriteStreamOptions } from './streams.js';
 import { FlyfsDirent, FlyfsStats } from './stats.js';
 
 export interface ConnectOptions {
@@ -216,6 +218,16 @@ export class FileSystem {
 
   async rmdir(path: string): Promise<void> {
     return nodeCall('rmdir', path, () => this.meta.rmdir(norm(path)));
+  }
+
+  /** A Readable of a file, as node:fs's createReadStream (start/end inclusive, highWaterMark). */
+  createReadStream(path: string, options: ReadStreamOptions = {}): Readable {
+    return readStream(() => this.open(path, 'r'), options);
+  }
+
+  /** A Writable into a file, as node:fs's createWriteStream (flags default 'w', start). */
+  createWriteStream(path: string, options: WriteStreamOptions & { flags?: string; mode?: number } = {}): Writable {
+    return writeStream(() => this.open(path, options.flags ?? 'w', options.mode ?? 0o666), options);
   }
 
   /** Whether `path` exists (symlinks followed). Permission bits are recorded, never enforced,

@@ -28,6 +28,37 @@ const sha = (b: Buffer | string): string => createHash('sha256').update(b).diges
 const big = seededBytes(7, 10_000);
 
 const scenarios: Scenario[] = [
+  // ---- readv/writev and streams on a handle ----
+  { name: 'writev then readv: positions, a short read at EOF, the handle position moves', run: async ({ fs, p }) => {
+    const fh = await fs.open(p('f'), 'w+');
+    const w1 = await fh.writev([Buffer.from('abc'), big.subarray(0, 5000), Buffer.from('xyz')], 10);
+    const w2 = await fh.writev([Buffer.from('tail')]);
+    const bufs = [Buffer.alloc(7), Buffer.alloc(4000), Buffer.alloc(9000)];
+    const r1 = await fh.readv(bufs, 0);
+    const r2 = await fh.readv([Buffer.alloc(3)], 5016);
+    await fh.close();
+    return [w1.bytesWritten, w2.bytesWritten, r1.bytesRead, sha(Buffer.concat(bufs)), r2.bytesRead, await look(fs, p('f'))];
+  } },
+  { name: 'read stream with start, end and highWaterMark: the same chunks and bytes', run: async ({ fs, p }) => {
+    await fs.writeFile(p('f'), big);
+    const runs: unknown[] = [];
+    for (const o of [{ highWaterMark: 1000 }, { start: 123, end: 4567, highWaterMark: 1500 }, { start: 9_990 }, { start: 20_000 }]) {
+      const fh = await fs.open(p('f'), 'r');
+      const chunks: Buffer[] = [];
+      for await (const c of fh.createReadStream(o)) chunks.push(c as Buffer);
+      runs.push([chunks.map((c) => c.length), sha(Buffer.concat(chunks))]);
+    }
+    return runs;
+  } },
+  { name: 'write stream with backpressure from a piped source, at a start offset', run: async ({ fs, p }) => {
+    const { Readable } = await import('node:stream');
+    const { pipeline } = await import('node:stream/promises');
+    await fs.writeFile(p('f'), '0123456789');
+    const fh = await fs.open(p('f'), 'r+');
+    const parts = Array.from({ length: 40 }, (_, i) => big.subarray(i * 200, i * 200 + 137));
+    await pipeline(Readable.from(parts), fh.createWriteStream({ start: 4, highWaterMark: 512 }));
+    return [await look(fs, p('f')), sha(await fs.readFile(p('f')) as Buffer)];
+  } },
   // ---- rm, access, copyFile ----
   { name: 'rm a file, a symlink (not its target) and a missing path with and without force', run: async ({ fs, p }) => {
     await fs.writeFile(p('f'), 'x');
