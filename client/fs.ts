@@ -154,14 +154,30 @@ export class FileSystem {
     await this.writeFile(path, data, { ...o, flag: 'a' });
   }
 
-  readdir(path: string, options: { withFileTypes: true }): Promise<FlyfsDirent[]>;
-  readdir(path: string, options?: { withFileTypes?: false } | BufferEncoding): Promise<string[]>;
-  async readdir(path: string, options?: { withFileTypes?: boolean } | BufferEncoding): Promise<string[] | FlyfsDirent[]> {
+  readdir(path: string, options: { withFileTypes: true; recursive?: boolean }): Promise<FlyfsDirent[]>;
+  readdir(path: string, options?: { withFileTypes?: false; recursive?: boolean } | BufferEncoding): Promise<string[]>;
+  async readdir(path: string, options?: { withFileTypes?: boolean; recursive?: boolean } | BufferEncoding): Promise<string[] | FlyfsDirent[]> {
     return nodeCall('scandir', path, async () => {
       const p = norm(path);
-      const entries = await this.meta.readdir(p);
-      if (typeof options === 'object' && options.withFileTypes) return entries.map((e) => new FlyfsDirent(e.name, p, e.kind));
-      return entries.map((e) => e.name);
+      const withTypes = typeof options === 'object' && options.withFileTypes === true;
+      const recursive = typeof options === 'object' && options.recursive === true;
+      const names: string[] = [];
+      const dirents: FlyfsDirent[] = [];
+      // Breadth first, as node:fs; unlike Node 20, a symlink to a directory is listed and not
+      // followed (no loops).
+      const queue: string[] = [''];
+      for (let q = 0; q < queue.length; q++) {
+        const rel = queue[q]!;
+        const dir = rel === '' ? p : `${p === '/' ? '' : p}/${rel}`;
+        for (const e of await this.meta.readdir(dir)) {
+          const name = rel === '' ? e.name : `${rel}/${e.name}`;
+          if (withTypes) dirents.push(new FlyfsDirent(e.name, dir, e.kind));
+          else names.push(name);
+          if (recursive && e.kind === 'directory') queue.push(name);
+        }
+        if (!recursive) break;
+      }
+      return withTypes ? dirents : names;
     });
   }
 
