@@ -4,7 +4,7 @@
 // (close-to-open consistency; writers to different ranges end with the exact length).
 import { flyfsError } from '../common/errors.js';
 import { validateRange } from '../common/layout.js';
-import { readRange, writeRange, type FileIoContext } from './file-io.js';
+import { readRange, writeRange, type FileIoContext, type RangeRead } from './file-io.js';
 import type { InodeAttrs, MetadataClient } from './metadata-client.js';
 import { modeOf, timesChange, type TimeLike } from './node-args.js';
 import { nodeCall } from './node-errors.js';
@@ -115,6 +115,20 @@ export class FileHandle {
     this.writtenEnd = Math.max(this.writtenEnd ?? 0, pos + length);
     if (position === null || position === undefined || this.mode.append) this.position = pos + length;
     return { bytesWritten: length, buffer };
+  }
+
+  /** @internal For IoBatch: the range read `read(buffer, offset, length, position)` would do
+   * (validated now; null for a file without data yet). */
+  rangeRead(buffer: Uint8Array, offset: number, length: number, position: number): RangeRead | null {
+    this.checkOpen('read');
+    if (!this.mode.readable) throw flyfsError('FLYFS_ERR_BAD_HANDLE', 'handle is not open for reading', { path: this.path });
+    validateRange(position, length, this.path);
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset + length > buffer.byteLength) {
+      throw flyfsError('FLYFS_ERR_INVALID_ARGUMENT', `offset ${offset} + length ${length} outside a buffer of ${buffer.byteLength}`, { path: this.path });
+    }
+    const layout = this.attrs.layout;
+    if (!layout) return null;
+    return { layout, inodeId: this.attrs.inodeId, fileLength: this.length, position, into: buffer.subarray(offset, offset + length), length };
   }
 
   /** Reads into each buffer in turn from `position` (or the handle's position); short at EOF. */

@@ -95,45 +95,87 @@ export async function writeRange(ctx: FileIoContext, layout: FileLayout, inodeId
   });
 }
 
+/** One range read: [position, position + length) of a file into `into`, clipped at `fileLength`. */
+export interface RangeRead {
+  readonly layout: FileLayout;
+  readonly inodeId: number;
+  readonly fileLength: number;
+  readonly position: number;
+  readonly into: Uint8Array;
+  readonly length: number;
+}
+
 /**
  * Reads [position, position + length) into `into` (which is at least `length` long), clipped at
  * `fileLength`. Chunks never written, or shorter than their share, read as zeros (holes).
- * Chunk reads that go to one storage server travel in one request (ReadChunks) where the
- * transport has it; a read that fails inside a batch is retried alone (other replicas, fresh
- * routing). Returns the bytes read.
+ * Returns the bytes read.
  */
 export async function readRange(ctx: FileIoContext, layout: FileLayout, inodeId: number, fileLength: number,
   position: number, into: Uint8Array, length: number): Promise<number> {
-  const n = Math.max(0, Math.min(length, fileLength - position));
-  if (n === 0) return 0;
-  const spans = chunkSpans(layout.chunkSizeBytes, position, n);
-  const place = (s: ChunkSpan, data: Uint8Array): void => {
+  let out = 0 as number | Error;
+  await readRanges(ctx, [{ layout, inodeId, fileLength, position, into, length }], (_i, r) => { out = r; });
+  if (out instanceof Error) throw out;
+  return out;
+}
+
+/**
+ * Reads many ranges (of one or many files) at once: their chunk reads that go to one storage
+ * server travel in one request (ReadChunks) where the transport has it, within the bytes-in-
+ * flight bound; a chunk read that fails inside a batch is retried alone (other replicas, fresh
+ * routing). `done(i, bytes | error)` is called for each range as soon as all of its chunks are in.
+ */
+export async function readRanges(ctx: FileIoContext, reads: readonly RangeRead[], done: (index: number, result: number | Error) => void): Promise<void> {
+  interface Span extends ChunkSpan { readonly req: number }
+  const left: number[] = [];
+  const failed: (Error | undefined)[] = [];
+  const sizes: number[] = [];
+  const spans: Span[] = [];
+  reads.forEach((r, i) => {
+    const n = Math.max(0, Math.min(r.length, r.fileLength - r.position));
+    sizes.push(n);
+    const mine = n === 0 ? [] : chunkSpans(r.layout.chunkSizeBytes, r.position, n);
+    left.push(mine.length);
+    failed.push(undefined);
+    for (const s of mine) spans.push({ ...s, req: i });
+  });
+  reads.forEach((_r, i) => { if (left[i] === 0) done(i, 0); });
+  const finish = (s: Span, err?: unknown): void => {
+    if (err !== undefined && failed[s.req] === undefined) failed[s.req] = err instanceof Error ? err : new Error(String(err));
+    if (--left[s.req]! === 0) done(s.req, failed[s.req] ?? sizes[s.req]!);
+  };
+  const place = (s: Span, data: Uint8Array): void => {
+    const into = reads[s.req]!.into;
     const got = Math.min(data.byteLength, s.length);
     into.set(data.subarray(0, got), s.rangeOffset);
     if (got < s.length) into.fill(0, s.rangeOffset + got, s.rangeOffset + s.length);
   };
-  const argsOf = (s: ChunkSpan, route: ChainRoute): ReadChunkArgs => ({
-    chainId: route.chainId, chainVersion: route.chainVersion, inodeId, index: s.index, offset: s.chunkOffset, length: s.length,
+  const chainOf = (s: Span): number => chainOfChunk(reads[s.req]!.layout, s.index);
+  const argsOf = (s: Span, route: ChainRoute): ReadChunkArgs => ({
+    chainId: route.chainId, chainVersion: route.chainVersion, inodeId: reads[s.req]!.inodeId, index: s.index, offset: s.chunkOffset, length: s.length,
   });
-  const readOne = async (s: ChunkSpan): Promise<void> => {
-    const chainId = chainOfChunk(layout, s.index);
-    const r = await withRoute(ctx, chainId, (route) => readAnyReplica(route, s.index, (to) => ctx.transport.readChunk(to, argsOf(s, route))));
-    place(s, r.data);
+  const readOne = async (s: Span): Promise<void> => {
+    try {
+      const r = await withRoute(ctx, chainOf(s), (route) => readAnyReplica(route, s.index, (to) => ctx.transport.readChunk(to, argsOf(s, route))));
+      place(s, r.data);
+      finish(s);
+    } catch (err) {
+      finish(s, err);
+    }
   };
   const batchRead = ctx.transport.readChunks?.bind(ctx.transport);
   if (batchRead === undefined || spans.length === 1) {
     await runBounded(spans, ctx.inflightBytesMax, readOne);
-    return n;
+    return;
   }
   // Group by the replica that serves each chunk first; cut batches at the request's bounds.
-  interface Batch { to: StorageEndpoint; items: { span: ChunkSpan; args: ReadChunkArgs }[]; length: number }
+  interface Batch { to: StorageEndpoint; items: { span: Span; args: ReadChunkArgs }[]; length: number }
   const open = new Map<string, Batch>();
   const batches: Batch[] = [];
   // Chunks without a route now go alone, through the retrying path.
-  const alone: ChunkSpan[] = [];
+  const alone: Span[] = [];
   const batchBytesMax = Math.min(limits.readBatchBytesMax, ctx.inflightBytesMax);
   for (const s of spans) {
-    const route = await ctx.routing.route(chainOfChunk(layout, s.index)).catch(() => undefined);
+    const route = await ctx.routing.route(chainOf(s)).catch(() => undefined);
     const to = route?.readers[s.index % route.readers.length];
     if (route === undefined || to === undefined) { alone.push(s); continue; }
     let b = open.get(to.dataAddress);
@@ -149,10 +191,8 @@ export async function readRange(ctx: FileIoContext, layout: FileLayout, inodeId:
     const results = await batchRead(b.to, b.items.map((i) => i.args)).catch(() => undefined);
     await Promise.all(b.items.map(async (item, k) => {
       const r = results?.[k];
-      if (r !== undefined && r.ok) place(item.span, r.data);
-      else await readOne(item.span);
+      if (r !== undefined && r.ok) { place(item.span, r.data); finish(item.span); } else await readOne(item.span);
     }));
   });
   await runBounded(alone, ctx.inflightBytesMax, readOne);
-  return n;
 }

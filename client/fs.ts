@@ -12,6 +12,7 @@ import { modeOf, ownerChange, timesChange, type TimeLike } from './node-args.js'
 import { constants as fsConstants } from 'node:fs';
 import { nodeCall, toNodeError, type NodeStyleError } from './node-errors.js';
 import { RoutingCache } from './routing.js';
+import { IoBatch } from './batch.js';
 import type { Readable, Writable } from 'node:stream';
 import { readStream, writeStream, type ReadStreamOptions, type WriteStreamOptions } from './streams.js';
 import { FlyfsDirent, FlyfsStats } from './stats.js';
@@ -244,6 +245,11 @@ export class FileSystem {
   /** A Writable into a file, as node:fs's createWriteStream (flags default 'w', start). */
   createWriteStream(path: string, options: WriteStreamOptions & { flags?: string; mode?: number } = {}): Writable {
     return writeStream(() => this.open(path, options.flags ?? 'w', options.mode ?? 0o666), options);
+  }
+
+  /** A batch of reads and writes submitted at once, completions as they finish (client/batch.ts). */
+  batch(): IoBatch {
+    return new IoBatch(this.io);
   }
 
   /** Whether `path` exists (symlinks followed). Permission bits are recorded, never enforced,

@@ -4,6 +4,7 @@ import { FileSystem, type ConnectOptions } from './fs.js';
 
 export { FileSystem, type ConnectOptions, type OpenFlagString } from './fs.js';
 export { FileHandle } from './file-handle.js';
+export { IoBatch, type BatchCompletion } from './batch.js';
 export { FlyfsStats, FlyfsDirent } from './stats.js';
 export type { NodeStyleError } from './node-errors.js';
 export { FlyfsError, ErrorCodes, type ErrorCode } from '../common/errors.js';

@@ -50,6 +50,8 @@ export const limits = {
   nodesMax: 4096,
   /** Targets one storage server may have. */
   targetsPerNodeMax: 64,
+  /** Items one client I/O batch (fs.batch()) may queue. */
+  ioBatchItemsMax: 65_536,
   /** Chunk reads one ReadChunks request carries, and the bytes they may ask for together. */
   readBatchChunksMax: 256,
   readBatchBytesMax: 64 * MiB,
