@@ -72,6 +72,39 @@ const scenarios: Scenario[] = [
       .map((d) => `${rel(d.parentPath)}/${d.name}:${kindOf(d)}`).sort();
     return [names, typed, (await fs.readdir(p('a'), { recursive: true })).sort()];
   } },
+  // ---- appends, sparse writes, edge offsets ----
+  { name: 'appendFile creates, then appends; an "a" handle writes at the end whatever the position', run: async ({ fs, p }) => {
+    await fs.appendFile(p('f'), 'one');
+    await fs.appendFile(p('f'), big.subarray(0, 5000));
+    const fh = await fs.open(p('f'), 'a');
+    await fh.write(Buffer.from('END'), 0, 3, 0);
+    await fh.close();
+    const data = await fs.readFile(p('f')) as Buffer;
+    return [data.length, sha(data), data.subarray(0, 3).toString(), data.subarray(-3).toString()];
+  } },
+  { name: 'a sparse write far past the end: size, zeros in the hole, bytes at the end', run: async ({ fs, p }) => {
+    const fh = await fs.open(p('f'), 'w+');
+    await fh.write(Buffer.from('head'), 0, 4, 0);
+    await fh.write(big.subarray(0, 100), 0, 100, 50_000);
+    const hole = Buffer.alloc(200);
+    const r = await fh.read(hole, 0, 200, 10_000);
+    const tail = Buffer.alloc(300);
+    const t = await fh.read(tail, 0, 300, 49_950);
+    await fh.close();
+    return [await look(fs, p('f')), r.bytesRead, hole.every((x) => x === 0), t.bytesRead, sha(tail.subarray(0, t.bytesRead))];
+  } },
+  { name: 'reads at and past EOF, zero-length reads and writes, a read into a buffer offset', run: async ({ fs, p }) => {
+    await fs.writeFile(p('f'), big.subarray(0, 4097));
+    const fh = await fs.open(p('f'), 'r+');
+    const b = Buffer.alloc(10, 0xaa);
+    const out = [
+      (await fh.read(b, 0, 10, 4097)).bytesRead, (await fh.read(b, 0, 10, 1_000_000)).bytesRead,
+      (await fh.read(b, 0, 0, 0)).bytesRead, (await fh.write(Buffer.alloc(0), 0, 0, 100)).bytesWritten,
+      (await fh.read(b, 6, 4, 4095)).bytesRead, b.toString('hex'),
+    ];
+    await fh.close();
+    return [...out, await look(fs, p('f'))];
+  } },
   // ---- rm, access, copyFile ----
   { name: 'rm a file, a symlink (not its target) and a missing path with and without force', run: async ({ fs, p }) => {
     await fs.writeFile(p('f'), 'x');
@@ -433,7 +466,7 @@ describe('namespace conformance: node:fs vs flyfs', () => {
     if (localRoot) await nodeFs.rm(localRoot, { recursive: true, force: true });
   });
 
-  it('has at least 40 scenarios', () => { expect(scenarios.length).toBeGreaterThanOrEqual(40); });
+  it('has at least 60 scenarios', () => { expect(scenarios.length).toBeGreaterThanOrEqual(60); });
 
   scenarios.forEach((s, i) => {
     it(s.name, async () => {
