@@ -10,7 +10,7 @@ import type { FileIoContext } from './file-io.js';
 import { MetadataClient, OpenFlags } from './metadata-client.js';
 import { modeOf, ownerChange, timesChange, type TimeLike } from './node-args.js';
 import { constants as fsConstants } from 'node:fs';
-import { nodeCall, toNodeError, type NodeStyleError } from './node-errors.js';
+import { abortable, nodeCall, toNodeError, type NodeStyleError } from './node-errors.js';
 import { RoutingCache } from './routing.js';
 import { IoBatch } from './batch.js';
 import type { Readable, Writable } from 'node:stream';
@@ -124,7 +124,12 @@ export class FileSystem {
     });
   }
 
-  async readFile(path: string, options?: { encoding?: Encoding; flag?: string } | BufferEncoding | null): Promise<Buffer | string> {
+  async readFile(path: string, options?: { encoding?: Encoding; flag?: string; signal?: AbortSignal } | BufferEncoding | null): Promise<Buffer | string> {
+    const signal = typeof options === 'object' && options !== null ? options.signal : undefined;
+    return abortable(signal, () => this.readFileNow(path, options));
+  }
+
+  private async readFileNow(path: string, options?: { encoding?: Encoding; flag?: string } | BufferEncoding | null): Promise<Buffer | string> {
     const handle = await this.open(path, typeof options === 'object' && options?.flag ? options.flag : 'r');
     try {
       const st = await this.meta.stat(handle.path).catch(() => undefined);
@@ -137,8 +142,12 @@ export class FileSystem {
     }
   }
 
-  async writeFile(path: string, data: string | Uint8Array, options?: { encoding?: BufferEncoding; flag?: string; mode?: number } | BufferEncoding): Promise<void> {
+  async writeFile(path: string, data: string | Uint8Array, options?: { encoding?: BufferEncoding; flag?: string; mode?: number; signal?: AbortSignal } | BufferEncoding): Promise<void> {
     const o = typeof options === 'string' ? { encoding: options } : options ?? {};
+    return abortable(o.signal, () => this.writeFileNow(path, data, o));
+  }
+
+  private async writeFileNow(path: string, data: string | Uint8Array, o: { encoding?: BufferEncoding; flag?: string; mode?: number }): Promise<void> {
     const handle = await this.open(path, o.flag ?? 'w', o.mode ?? 0o666);
     let failed = true;
     try {
@@ -150,7 +159,7 @@ export class FileSystem {
     }
   }
 
-  async appendFile(path: string, data: string | Uint8Array, options?: { encoding?: BufferEncoding; mode?: number } | BufferEncoding): Promise<void> {
+  async appendFile(path: string, data: string | Uint8Array, options?: { encoding?: BufferEncoding; mode?: number; signal?: AbortSignal } | BufferEncoding): Promise<void> {
     const o = typeof options === 'string' ? { encoding: options } : options ?? {};
     await this.writeFile(path, data, { ...o, flag: 'a' });
   }

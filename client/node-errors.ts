@@ -38,3 +38,30 @@ export async function nodeCall<T>(syscall: string, path: string | undefined, fn:
     throw toNodeError(err, syscall, path, dest);
   }
 }
+
+/** The error node:fs rejects with when an operation's AbortSignal fired. */
+export function abortError(signal: AbortSignal): Error {
+  const e = new Error('The operation was aborted', { cause: signal.reason }) as Error & { code: string };
+  e.name = 'AbortError';
+  e.code = 'ABORT_ERR';
+  return e;
+}
+
+/**
+ * Runs `fn` unless `signal` has fired; rejects with an AbortError as soon as it fires (what is
+ * already in flight completes in the background; nothing more starts after the check).
+ */
+export async function abortable<T>(signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T> {
+  if (signal === undefined) return fn();
+  if (signal.aborted) throw abortError(signal);
+  let onAbort!: () => void;
+  const aborted = new Promise<never>((_, reject) => { onAbort = () => reject(abortError(signal)); });
+  signal.addEventListener('abort', onAbort, { once: true });
+  const run = fn();
+  run.catch(() => undefined);
+  try {
+    return await Promise.race([run, aborted]);
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+  }
+}

@@ -105,6 +105,16 @@ const scenarios: Scenario[] = [
     await fh.close();
     return [...out, await look(fs, p('f'))];
   } },
+  { name: 'an aborted signal: readFile, writeFile and appendFile refuse with ABORT_ERR and touch nothing', run: async ({ fs, p }) => {
+    await fs.writeFile(p('f'), 'kept');
+    const signal = AbortSignal.abort();
+    const names = async (e: Promise<unknown>): Promise<string> => { try { await e; return 'ok'; } catch (err) { return `${(err as Error).name}:${(err as { code?: string }).code}`; } };
+    return [
+      await names(fs.readFile(p('f'), { signal })), await names(fs.writeFile(p('f'), 'replaced', { signal })),
+      await names(fs.writeFile(p('new'), 'x', { signal })), await names(fs.appendFile(p('f'), 'more', { signal } as { flag?: string })),
+      await fs.readFile(p('f'), 'utf8'), await look(fs, p('new')),
+    ];
+  } },
   // ---- rm, access, copyFile ----
   { name: 'rm a file, a symlink (not its target) and a missing path with and without force', run: async ({ fs, p }) => {
     await fs.writeFile(p('f'), 'x');
