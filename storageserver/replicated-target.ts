@@ -52,7 +52,9 @@ export class ReplicatedTarget implements ChunkStore {
   private generation = 0;
   private config: ChainConfig | null = null;
   private readonly queue: Queued[] = [];
+  /** Whether the drain loop runs (one at a time), and its end. */
   private draining = false;
+  private drained: Promise<void> = Promise.resolve();
   private readonly waiters = new Map<string, Waiter[]>();
   private readonly locks = new KeyedLock();
   /** Identity of writes this target starts itself (removes and truncates from the manager). */
@@ -92,12 +94,16 @@ export class ReplicatedTarget implements ChunkStore {
     const out = this.replica.step(input);
     if (out.persist.length === 0 && out.messages.length === 0 && out.replies.length === 0 && out.events.length === 0) return;
     this.queue.push({ generation: this.generation, out });
-    void this.drain();
+    this.drain();
   }
 
-  private async drain(): Promise<void> {
+  private drain(): void {
     if (this.draining) return;
     this.draining = true;
+    this.drained = this.drainQueue();
+  }
+
+  private async drainQueue(): Promise<void> {
     try {
       while (this.queue.length > 0 && !this.closed) {
         const batch = this.queue.splice(0).filter((q) => q.generation === this.generation);
@@ -110,6 +116,7 @@ export class ReplicatedTarget implements ChunkStore {
         for (const q of batch) this.dispatch(q.out);
       }
     } finally {
+      // Cleared in the same turn the loop sees an empty queue: a step after it starts a new loop.
       this.draining = false;
     }
   }
@@ -278,10 +285,11 @@ export class ReplicatedTarget implements ChunkStore {
     this.checkOpen();
     this.options.engine.checkRead(key, 0, lengthBytes);
     return this.locks.run(chunkName(key), async () => {
-      const old = await this.committedBytes(key);
       const c = this.replica.committedOf(key);
-      if (old === null || c === null || c.content.removed) return undefined;
+      if (c === null || c.content.removed) return undefined;
       if (c.content.length <= lengthBytes) return { version: c.version, length: c.content.length, crc32c: c.content.crc32c };
+      // Only a chunk that gets shorter is read (whole, verified) to build the cut version.
+      const old = (await this.committedBytes(key))!;
       const next = Buffer.from(old.bytes.subarray(0, lengthBytes));
       const crc = crc32c(next);
       const version = await this.submit(key, { baseVersion: old.version, next: { length: next.length, crc32c: crc, removed: false, bytes: next } }, undefined);
@@ -314,7 +322,7 @@ export class ReplicatedTarget implements ChunkStore {
     for (const list of this.waiters.values()) for (const w of list) { clearTimeout(w.timer); w.reject(flyfsError('FLYFS_ERR_CLOSED', 'target is closing')); }
     this.waiters.clear();
     await this.locks.idle().catch(() => undefined);
-    while (this.draining) await new Promise((r) => setTimeout(r, 5));
+    await this.drained;
   }
 }
 

@@ -25,7 +25,7 @@ export interface PreparedUpdate {
 export const tombstone = (): StoredContent => ({ length: 0, crc32c: 0, removed: true, bytes: undefined });
 
 export const storedContentModel: ContentModel<StoredContent, PreparedUpdate> = {
-  empty: { length: 0, crc32c: 0, removed: true, bytes: undefined },
+  empty: tombstone(),
   apply(base: { version: ChunkVersion; content: StoredContent } | null, u: PreparedUpdate) {
     if ((base?.version ?? 0) !== u.baseVersion) {
       return { refused: 'FLYFS_ERR_UNAVAILABLE', detail: `chunk moved from v${u.baseVersion} to v${base?.version ?? 0} while the write was prepared` };
