@@ -53,6 +53,8 @@ export const ErrorCodes = {
 
   FLYFS_ERR_BAD_HANDLE: spec(4000, 'EBADF', GrpcStatus.FAILED_PRECONDITION, 'file handle is closed'),
   FLYFS_ERR_NOT_CONNECTED: spec(4001, 'ENOTCONN', GrpcStatus.UNAVAILABLE, 'no cluster address given'),
+  FLYFS_ERR_BAD_FORMAT: spec(4002, 'EINVAL', GrpcStatus.INVALID_ARGUMENT, 'not a valid flyfs dataset or checkpoint'),
+  FLYFS_ERR_CORRUPT: spec(4003, 'EIO', GrpcStatus.DATA_LOSS, 'stored bytes do not match their checksum'),
 
   FLYFS_ERR_CLUSTER_RUNNING: spec(5000, 'EBUSY', GrpcStatus.FAILED_PRECONDITION, 'a cluster is already running on this folder'),
   FLYFS_ERR_CHILD_FAILED: spec(5001, 'ECHILD', GrpcStatus.INTERNAL, 'a child process failed'),

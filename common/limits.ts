@@ -72,6 +72,19 @@ export const limits = {
   keepAliveIntervalMsDefault: 5_000,
   /** Garbage collection: chunk removals one pass sends. */
   gcBatchMax: 256,
+  /** Datasets: samples one dataset may index, the largest sample, and the default packed shard size. */
+  datasetSamplesMax: 100_000_000,
+  datasetSampleBytesMax: 1024 * MiB,
+  datasetShardBytesDefault: 256 * MiB,
+  /** Dataset loader: batches read ahead of the consumer at most, and samples per batch. */
+  datasetPrefetchMax: 64,
+  datasetBatchSamplesMax: 65_536,
+  /** Checkpoints: tensors one checkpoint may hold, ranks that may save into one step, and its manifest's size. */
+  checkpointTensorsMax: 100_000,
+  checkpointRanksMax: 4096,
+  checkpointManifestBytesMax: 64 * MiB,
+  /** Checkpoint files written or read at once by one client. */
+  checkpointFilesInflight: 8,
   /** Local cluster: metaservers and storage servers `flyfs up` may start. */
   upMetaserversMax: 9,
   upStorageServersMax: 64,

@@ -6,6 +6,7 @@ import { FlyfsError } from '../common/errors.js';
 import { upCommand } from './commands/up.js';
 import { statusCommand } from './commands/status.js';
 import { adminCommand } from './commands/admin.js';
+import { datasetCommand } from './commands/dataset.js';
 import { catCommand, cpCommand, lsCommand, mkdirCommand, mvCommand, rmCommand, statCommand } from './commands/fs-commands.js';
 
 const usage = `usage: flyfs <command> [options]
@@ -25,6 +26,11 @@ files (flyfs paths are absolute; cp writes them flyfs:/path)
   ls [-l] [PATH]         cp SRC DST         cat PATH...        stat [--json] PATH...
   mkdir [-p] PATH...     mv FROM TO         rm [-r] [-f] PATH...
 
+datasets
+  dataset pack SRC DST [--shard-size BYTES]
+                         pack a folder of sample files (local, or flyfs:/DIR) into a packed dataset
+  dataset info PATH [--json]
+
   bench NAME [--json] [--runs N] [--size BYTES]
 
 The cluster is found through --cluster HOST:PORT[,HOST:PORT], FLYFS_CLUSTER, or the state
@@ -36,6 +42,7 @@ const commands: Record<string, Command> = {
   up: upCommand,
   status: statusCommand,
   admin: adminCommand,
+  dataset: datasetCommand,
   ls: lsCommand,
   cp: cpCommand,
   cat: catCommand,

@@ -13,14 +13,14 @@ const copyPieceBytes = 16 * 1024 * 1024;
 /** Files at least this large get a progress bar. */
 const progressBytesMin = 8 * 1024 * 1024;
 
-const FLYFS_PREFIX = 'flyfs:';
+export const FLYFS_PREFIX = 'flyfs:';
 
-function flyfsPath(p: string): string {
+export function flyfsPath(p: string): string {
   const rest = p.startsWith(FLYFS_PREFIX) ? p.slice(FLYFS_PREFIX.length) : p;
   return rest.startsWith('/') ? rest : '/' + rest;
 }
 
-async function withFs<T>(args: ParsedArgs, fn: (fs: FileSystem) => Promise<T>): Promise<T> {
+export async function withFs<T>(args: ParsedArgs, fn: (fs: FileSystem) => Promise<T>): Promise<T> {
   const address = await resolveClusterAddress({ cluster: flag(args, 'cluster'), dataDir: flag(args, 'data') });
   const fs = await connect(address);
   try {
