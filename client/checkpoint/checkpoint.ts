@@ -69,6 +69,7 @@ export interface LoadedTensor {
 const manifestFile = 'manifest.json';
 const stepPrefix = 'step-';
 const stagingPrefix = '.staging-';
+const removingPrefix = '.removing-';
 const stepDigits = 12;
 const tensorNameBytesMax = 1024;
 const publishPollMs = 50;
@@ -207,19 +208,31 @@ async function writeTensor(fs: FileSystem, path: string, data: TensorData): Prom
   }
 }
 
-/** Removes staging folders of saves of steps up to `step` (their saves were abandoned or lost). */
+/**
+ * Removes staging folders of saves of steps up to `step` (their saves were abandoned or lost)
+ * and what an interrupted prune left in `.removing-*` folders.
+ */
 async function removeAbandoned(fs: FileSystem, root: string, step: number): Promise<void> {
   for (const name of await fs.readdir(root)) {
     const m = /^\.staging-(\d{12,})-/.exec(name);
-    if (m !== null && Number(m[1]) <= step) await fs.rm(`${root}/${name}`, { recursive: true, force: true });
+    if ((m !== null && Number(m[1]) <= step) || name.startsWith(removingPrefix)) await fs.rm(`${root}/${name}`, { recursive: true, force: true });
   }
 }
 
-/** Keeps the newest `keep` published checkpoints under `dir`, removing older ones. */
+/**
+ * Keeps the newest `keep` published checkpoints under `dir`, removing older ones. Each goes in
+ * one atomic step (renamed out of the step names) before its files are deleted, so a listed
+ * checkpoint is never a half-removed one, also when the pruner dies midway.
+ */
 export async function pruneCheckpoints(fs: FileSystem, dir: string, keep: number): Promise<number[]> {
   const all = await listCheckpoints(fs, dir);
   const drop = all.slice(0, Math.max(0, all.length - keep));
-  for (const c of drop) await fs.rm(c.path, { recursive: true, force: true });
+  const root = trimDir(dir);
+  for (const c of drop) {
+    const doomed = `${root}/${removingPrefix}${stepDirName(c.step)}-${randomUUID().slice(0, 8)}`;
+    await fs.rename(c.path, doomed);
+    await fs.rm(doomed, { recursive: true, force: true });
+  }
   return drop.map((c) => c.step);
 }
 
