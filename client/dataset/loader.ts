@@ -25,7 +25,7 @@ export interface LoaderOptions {
   worldSize?: number;
   /** Batches read ahead of the consumer (default 2; 0 reads each batch when asked). */
   prefetch?: number;
-  /** The loader runs epochs start.epoch … epochs − 1 (default: just the starting epoch). */
+  /** The loader runs epochs start.epoch … epochs − 1 (default: just the starting epoch; Infinity: until the consumer stops). */
   epochs?: number;
   /** Where to begin: a cursor saved from `Batch.next` (default epoch 0, step 0). */
   start?: Cursor;
@@ -205,7 +205,7 @@ function checkLoaderOptions(o: LoaderOptions, samples: number): Required<Omit<Lo
     epochs: 0,
     start: { epoch: int('start.epoch', start.epoch, 0, 2 ** 31), step: int('start.step', start.step, 0, Math.max(0, samples)) },
   };
-  r.epochs = int('epochs', o.epochs ?? r.start.epoch + 1, r.start.epoch, 2 ** 31);
+  r.epochs = o.epochs === Number.POSITIVE_INFINITY ? o.epochs : int('epochs', o.epochs ?? r.start.epoch + 1, r.start.epoch, 2 ** 31);
   return r;
 }
 
