@@ -300,6 +300,7 @@ export function datasetTargets(figs: readonly Figure[], cfg: DatasetBenchConfig)
 /** The dataset benchmark with an explicit configuration (tests use a tiny one). */
 export async function runDatasetBench(ctx: BenchContext, cfg: DatasetBenchConfig): Promise<Figure[]> {
   checkConfig(cfg);
+  if (oDirect === 0) throw new Error('the local baseline needs O_DIRECT, which this platform lacks');
   ctx.log(`dataset: ${formatBytes(cfg.datasetBytes)} per sample size (${cfg.sampleSizesBytes.map(formatBytes).join(', ')}), ${ctx.runs} runs`);
   return withBenchCluster(ctx, { name: 'dataset', ...(cfg.nodeArgs === undefined ? {} : { nodeArgs: cfg.nodeArgs }) }, async (b) => {
     let io: IoEngine;

@@ -59,6 +59,24 @@ export function defaultRegistry(): BenchmarkRegistry {
       },
       async () => (await import('./chunk-transport.js')).runChunkTransport,
     ),
+  ).register(
+    lazyBenchmark(
+      {
+        name: 'dataset',
+        description: 'one shuffled epoch of packed datasets of 256 KiB and 1 MiB samples through the loader (1 GiB each); baseline: the same reads from one local file, O_DIRECT io_uring',
+        defaultSizeBytes: 1 * GiB,
+      },
+      async () => (await import('./dataset.js')).runDataset,
+    ),
+  ).register(
+    lazyBenchmark(
+      {
+        name: 'checkpoint',
+        description: 'save and load a 4 GiB checkpoint of 64 tensors (saveCheckpoint, loadCheckpoint); baselines: sequential flyfs write and read of one file of the same bytes',
+        defaultSizeBytes: 4 * GiB,
+      },
+      async () => (await import('./checkpoint.js')).runCheckpoint,
+    ),
   );
 }
 
