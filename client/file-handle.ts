@@ -7,7 +7,7 @@ import { validateRange } from '../common/layout.js';
 import { readRange, writeRange, type FileIoContext, type RangeRead } from './file-io.js';
 import type { InodeAttrs, MetadataClient } from './metadata-client.js';
 import { modeOf, timesChange, type TimeLike } from './node-args.js';
-import { nodeCall } from './node-errors.js';
+import { abortable, nodeCall } from './node-errors.js';
 import { FlyfsStats } from './stats.js';
 import type { Readable, Writable } from 'node:stream';
 import { readStream, writeStream, type ReadStreamOptions, type WriteStreamOptions } from './streams.js';
@@ -183,7 +183,12 @@ export class FileHandle {
   }
 
   /** Reads the whole file from the start. */
-  async readFile(options?: { encoding?: BufferEncoding | null } | BufferEncoding | null): Promise<Buffer | string> {
+  async readFile(options?: { encoding?: BufferEncoding | null; signal?: AbortSignal } | BufferEncoding | null): Promise<Buffer | string> {
+    const signal = typeof options === 'object' && options !== null ? options.signal : undefined;
+    return abortable(signal, () => this.readWhole(options));
+  }
+
+  private async readWhole(options?: { encoding?: BufferEncoding | null } | BufferEncoding | null): Promise<Buffer | string> {
     const encoding = typeof options === 'string' ? options : options?.encoding ?? null;
     const buf = Buffer.allocUnsafe(this.length);
     let done = 0;
@@ -197,10 +202,11 @@ export class FileHandle {
   }
 
   /** Writes data at the current position (0 for a fresh handle), as Node's handle.writeFile. */
-  async writeFile(data: string | Uint8Array, options?: { encoding?: BufferEncoding } | BufferEncoding): Promise<void> {
+  async writeFile(data: string | Uint8Array, options?: { encoding?: BufferEncoding; signal?: AbortSignal } | BufferEncoding): Promise<void> {
     const encoding = typeof options === 'string' ? options : options?.encoding ?? 'utf8';
+    const signal = typeof options === 'object' ? options.signal : undefined;
     const bytes = typeof data === 'string' ? Buffer.from(data, encoding) : data;
-    await this.write(bytes, 0, bytes.byteLength, null);
+    await abortable(signal, async () => { await this.write(bytes, 0, bytes.byteLength, null); });
   }
 
   /** Sets the file's length exactly; bytes past a shorter length read as zeros if it grows again. */

@@ -115,6 +115,21 @@ const scenarios: Scenario[] = [
       await fs.readFile(p('f'), 'utf8'), await look(fs, p('new')),
     ];
   } },
+  { name: 'an aborted signal on FileHandle readFile/writeFile and on read and write streams', run: async ({ fs, p }) => {
+    await fs.writeFile(p('f'), 'kept');
+    const signal = AbortSignal.abort();
+    const names = async (e: Promise<unknown>): Promise<string> => { try { await e; return 'ok'; } catch (err) { return `${(err as Error).name}:${(err as { code?: string }).code}`; } };
+    const fh = await fs.open(p('f'), 'r+');
+    const out = [await names(fh.readFile({ signal })), await names(fh.writeFile('replaced', { signal }))];
+    await fh.close();
+    const streamErr = (s: NodeJS.EventEmitter): Promise<string> => new Promise((resolve) => s.once('error', (err: Error & { code?: string }) => resolve(`${err.name}:${err.code}`)));
+    const rh = await fs.open(p('f'), 'r');
+    const wh = await fs.open(p('g'), 'w');
+    out.push(await streamErr(rh.createReadStream({ signal })), await streamErr(wh.createWriteStream({ signal })));
+    await rh.close().catch(() => undefined);
+    await wh.close().catch(() => undefined);
+    return [...out, await fs.readFile(p('f'), 'utf8')];
+  } },
   // ---- rm, access, copyFile ----
   { name: 'rm a file, a symlink (not its target) and a missing path with and without force', run: async ({ fs, p }) => {
     await fs.writeFile(p('f'), 'x');
