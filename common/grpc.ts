@@ -8,13 +8,14 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FlyfsError, flyfsError, isErrorCode } from './errors.js';
 import { limits } from './limits.js';
+import type { ProtoGrpcType as KvCacheProto } from '../proto/gen/kvcache.js';
 import type { ProtoGrpcType as ManagementProto } from '../proto/gen/management.js';
 import type { ProtoGrpcType as MetadataProto } from '../proto/gen/metadata.js';
 import type { ProtoGrpcType as ReplicationProto } from '../proto/gen/replication.js';
 import type { ProtoGrpcType as StorageProto } from '../proto/gen/storage.js';
 
-export type { ManagementProto, MetadataProto, ReplicationProto, StorageProto };
-type AllProtos = ManagementProto & MetadataProto & ReplicationProto & StorageProto;
+export type { KvCacheProto, ManagementProto, MetadataProto, ReplicationProto, StorageProto };
+type AllProtos = KvCacheProto & ManagementProto & MetadataProto & ReplicationProto & StorageProto;
 
 const CODE_KEY = 'flyfs-code';
 /** Where to go instead (the chain head's or a serving replica's address), when the server knows. */
@@ -40,7 +41,7 @@ let cached: AllProtos | undefined;
 export function loadProtos(): AllProtos {
   if (cached) return cached;
   const protoDir = findProtoDir();
-  const def = protoLoader.loadSync(['management.proto', 'metadata.proto', 'replication.proto', 'storage.proto'], {
+  const def = protoLoader.loadSync(['kvcache.proto', 'management.proto', 'metadata.proto', 'replication.proto', 'storage.proto'], {
     ...loaderOptions, includeDirs: [protoDir],
   });
   cached = grpc.loadPackageDefinition(def) as unknown as AllProtos;

@@ -12,7 +12,7 @@ import { catCommand, cpCommand, lsCommand, mkdirCommand, mvCommand, rmCommand, s
 const usage = `usage: flyfs <command> [options]
 
 cluster
-  up [--data DIR] [--metaservers N] [--storage-servers N] [--targets N] [--replicas N] [--restart]
+  up [--data DIR] [--metaservers N] [--storage-servers N] [--targets N] [--replicas N] [--kvcache 0|1] [--restart]
                          start a local cluster (data in ./flyfs-data), Ctrl-C stops it
   status [--json]        every node with role, address, state and pid
   admin chains|targets [--json]
@@ -21,6 +21,7 @@ cluster
                          take a storage target out of service, or let it come back
   metaserver --data DIR [--host H] [--port P] [--http-port P]
   storageserver --data DIR --mgmt HOST:PORT [--targets N] [--port P] [--data-port P] [--http-port P]
+  kvcache --data DIR --cluster HOST:PORT [--port P] [--http-port P] [--capacity-bytes N] [--lease-ms N] …
 
 files (flyfs paths are absolute; cp writes them flyfs:/path)
   ls [-l] [PATH]         cp SRC DST         cat PATH...        stat [--json] PATH...
@@ -30,6 +31,11 @@ datasets
   dataset pack SRC DST [--shard-size BYTES]
                          pack a folder of sample files (local, or flyfs:/DIR) into a packed dataset
   dataset info PATH [--json]
+
+kv cache
+  kv stats [--json]      kv ls [NAMESPACE] [--limit N]
+  kv evict [NAMESPACE] [--target-bytes N]     kv rm NAMESPACE --token T KEY...
+                         (the service is found through --kv HOST:PORT, FLYFS_KV, or 'flyfs up')
 
   bench NAME [--json] [--runs N] [--size BYTES]
 
@@ -59,6 +65,15 @@ const commands: Record<string, Command> = {
     const { runStorageServerCli } = await import('../storageserver/main.js');
     await runStorageServerCli(argv);
     return -1;
+  },
+  kvcache: async (argv) => {
+    const { runKvServiceCli } = await import('../kvcache/main.js');
+    await runKvServiceCli(argv);
+    return -1;
+  },
+  kv: async (argv) => {
+    const { kvCommand } = await import('./commands/kv.js');
+    return kvCommand(argv);
   },
   bench: async (argv) => {
     const { runBenchCli } = await import('../bench/index.js');

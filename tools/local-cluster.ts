@@ -19,6 +19,8 @@ export interface LocalClusterOptions {
   targetsPerServer?: number;
   /** Targets per chain (the metaservers' --replicas). Default: 3, or fewer storage servers. */
   replicas?: number;
+  /** KV cache services (0 or 1; default 0). */
+  kvcache?: number;
   host?: string;
   /** Where children's stderr goes; DIR/logs by default. */
   logDir?: string;
@@ -27,7 +29,7 @@ export interface LocalClusterOptions {
   /** Called when a child exits while the cluster is running. */
   onChildExit?: (node: LocalNode, code: number | null, signal: NodeJS.Signals | null) => void;
   /** Extra arguments per role, for tests (e.g. a short lease). */
-  extraArgs?: { metaserver?: string[]; storageserver?: string[] };
+  extraArgs?: { metaserver?: string[]; storageserver?: string[]; kvcache?: string[] };
   /** Node flags for every child (e.g. --cpu-prof for profiling). */
   nodeArgs?: string[];
   /** Milliseconds to wait for one child to be ready. */
@@ -114,6 +116,8 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
   if (!Number.isInteger(targets) || targets < 1 || targets > limits.targetsPerNodeMax) {
     throw flyfsError('FLYFS_ERR_BAD_CONFIG', `targets per server must be 1..${limits.targetsPerNodeMax}`);
   }
+  const kvCount = options.kvcache ?? 0;
+  if (kvCount !== 0 && kvCount !== 1) throw flyfsError('FLYFS_ERR_BAD_CONFIG', 'kvcache services must be 0 or 1');
   await mkdir(options.dataDir, { recursive: true });
   await takeLock(options.dataDir);
   const logDir = options.logDir ?? join(options.dataDir, 'logs');
@@ -212,7 +216,8 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
     stopping = true;
     process.off('exit', killAll);
     const all = [...children.values()];
-    await Promise.all(all.filter((c) => c.node.role !== 'metaserver').map(stopChild));
+    await Promise.all(all.filter((c) => c.node.role === 'kvcache').map(stopChild));
+    await Promise.all(all.filter((c) => c.node.role === 'storageserver').map(stopChild));
     await Promise.all(all.filter((c) => c.node.role === 'metaserver').map(stopChild));
     await rm(join(options.dataDir, STATE_FILE), { force: true });
     await rm(join(options.dataDir, LOCK_FILE), { force: true });
@@ -243,6 +248,13 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
     for (const s of storages) {
       s.args = s.args.map((a, i, arr) => arr[i - 1] === '--port' ? portOf(s.node.grpcAddress)
         : arr[i - 1] === '--data-port' ? portOf(s.node.dataAddress) : arr[i - 1] === '--http-port' ? portOf(s.node.httpAddress) : a);
+    }
+    for (let i = 0; i < kvCount; i++) {
+      const kv = await spawnChild(`kvcache-${i}`, 'kvcache', [
+        '--data', join(options.dataDir, `kvcache-${i}`), '--cluster', mgmt, '--host', host, '--port', '0', '--http-port', '0',
+        ...(options.extraArgs?.kvcache ?? []),
+      ]);
+      kv.args = kv.args.map((a, j, arr) => arr[j - 1] === '--port' ? portOf(kv.node.grpcAddress) : arr[j - 1] === '--http-port' ? portOf(kv.node.httpAddress) : a);
     }
     await writeState();
   } catch (err) {

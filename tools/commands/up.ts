@@ -15,6 +15,7 @@ export async function upCommand(argv: string[]): Promise<number> {
     storageServers: intFlag(args, 'storage-servers', 3),
     targetsPerServer: intFlag(args, 'targets', 2),
     ...(flag(args, 'replicas') === undefined ? {} : { replicas: intFlag(args, 'replicas', 3) }),
+    kvcache: intFlag(args, 'kvcache', 1),
     host: flag(args, 'host') ?? '127.0.0.1',
     restart: boolFlag(args, 'restart'),
     onChildExit: (node, code, signal) => {
