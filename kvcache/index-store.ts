@@ -10,6 +10,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { flyfsError } from '../common/errors.js';
+import { limits } from '../common/limits.js';
 import type { Logger } from '../common/log.js';
 import { checkKey } from './keys.js';
 import { checkLayout, pageBytes, type KvLayout } from './layout.js';
@@ -55,7 +56,8 @@ interface FileRecord { readonly no: number; readonly path: string; readonly slot
 
 /** What the index needs of flyfs: page files. */
 export interface PageFiles {
-  mkdir(dir: string): Promise<void>;
+  /** A folder whose files have chunks of `chunkBytes`. */
+  mkdir(dir: string, chunkBytes: number): Promise<void>;
   /** Creates a file of exactly `bytes` (sparse). */
   create(path: string, bytes: number): Promise<void>;
   remove(path: string): Promise<void>;
@@ -96,7 +98,12 @@ export interface Extent { readonly path: string; readonly offset: number; readon
 interface NsState {
   readonly rec: NamespaceRecord;
   readonly pageBytes: number;
+  /** A page's slot: its size rounded up to the chunk alignment; each slot is one chunk. */
+  readonly slotBytes: number;
+  /** Bytes of live pages (committed or reserved): what watermarks and quotas count. */
   usedBytes: number;
+  /** Bytes of slots that left the index but wait for their leases to end before reuse. */
+  heldBytes: number;
   pages: number;
   files: FileRecord[];
   free: Array<{ file: number; slot: number }>;
@@ -178,9 +185,9 @@ export class KvIndex {
     const bytes = pageBytes(spec.layout);
     const rec: NamespaceRecord = {
       id, spec, tokenHash: hashToken(token), dir: `${this.o.root}/${id}`,
-      slotsPerFile: Math.max(1, Math.floor(this.o.fileBytes / bytes)), createdAt: this.now(),
+      slotsPerFile: Math.max(1, Math.floor(this.o.fileBytes / slotBytesOf(bytes))), createdAt: this.now(),
     };
-    await this.o.files.mkdir(rec.dir);
+    await this.o.files.mkdir(rec.dir, slotBytesOf(bytes));
     this.nsTable.putSync(spec.name, rec);
     const st = this.addNamespace(rec);
     return { state: st, token };
@@ -350,6 +357,7 @@ export class KvIndex {
   // ---- eviction ----
 
   get usedBytes(): number { let u = 0; for (const st of this.ns.values()) u += st.usedBytes; return u; }
+  get heldBytes(): number { let h = 0; for (const st of this.ns.values()) h += st.heldBytes; return h; }
 
   /**
    * Evicts least recently used pages (never leased, pinned or reserved ones) until usage is at
@@ -414,7 +422,7 @@ export class KvIndex {
       files: s.files.length, freeSlots: s.free.length,
     }));
     return {
-      capacityBytes: this.o.capacityBytes, usedBytes: this.usedBytes, highWatermark: this.o.highWatermark, lowWatermark: this.o.lowWatermark,
+      capacityBytes: this.o.capacityBytes, usedBytes: this.usedBytes, heldBytes: this.heldBytes, highWatermark: this.o.highWatermark, lowWatermark: this.o.lowWatermark,
       leaseMs: this.o.leaseMs, deferredSlots: this.deferred.length, namespaces: per, counters: { ...this.counters },
     };
   }
@@ -456,7 +464,7 @@ export class KvIndex {
 
   private extentOf(st: NsState, rec: PageRecord): Extent {
     const f = st.files[rec.file]!;
-    return { path: f.path, offset: rec.slot * st.pageBytes, length: st.pageBytes, crc32: rec.crc };
+    return { path: f.path, offset: rec.slot * st.slotBytes, length: st.pageBytes, crc32: rec.crc };
   }
 
   /** A page leaves the index (the caller removed its record): its slot is released after its lease. */
@@ -480,6 +488,8 @@ export class KvIndex {
   private releaseAt(st: NsState, rec: PageRecord, at: number): void {
     // No slot is reused within one lease of a restart: leases granted before it are unknown.
     const after = Math.max(at, this.startedAt + this.o.leaseMs);
+    st.usedBytes -= st.pageBytes;
+    st.heldBytes += st.pageBytes;
     this.deferred.push({ ns: st, file: rec.file, slot: rec.slot, at: after });
   }
 
@@ -488,7 +498,7 @@ export class KvIndex {
     if (this.deferred.length > 0 && this.deferred.some((d) => d.at <= now)) {
       const keep: typeof this.deferred = [];
       for (const d of this.deferred) {
-        if (d.at <= now) { d.ns.free.push({ file: d.file, slot: d.slot }); d.ns.usedBytes -= d.ns.pageBytes; } else keep.push(d);
+        if (d.at <= now) { d.ns.free.push({ file: d.file, slot: d.slot }); d.ns.heldBytes -= d.ns.pageBytes; } else keep.push(d);
       }
       this.deferred = keep;
     }
@@ -504,10 +514,11 @@ export class KvIndex {
       this.housekeep();
       if (st.usedBytes + bytes > quota) return false;
     }
-    if (this.usedBytes + bytes > this.o.capacityBytes) {
-      this.evict(Math.min(this.o.lowWatermark * this.o.capacityBytes, this.o.capacityBytes - bytes));
+    // The hard bound counts slots held for leases too: they cannot be written yet.
+    if (this.usedBytes + this.heldBytes + bytes > this.o.capacityBytes) {
+      this.evict(Math.min(this.o.lowWatermark * this.o.capacityBytes, this.o.capacityBytes - this.heldBytes - bytes));
       this.housekeep();
-      if (this.usedBytes + bytes > this.o.capacityBytes) return false;
+      if (this.usedBytes + this.heldBytes + bytes > this.o.capacityBytes) return false;
     }
     return true;
   }
@@ -530,13 +541,14 @@ export class KvIndex {
     const rec: FileRecord = { no, path: `${st.rec.dir}/pages-${String(no).padStart(6, '0')}.bin`, slots: st.rec.slotsPerFile };
     // Recorded first: a crash between the two leaves a record whose file recovery creates.
     this.fileTable.putSync(`${st.rec.id}/${String(no).padStart(6, '0')}`, rec);
-    await this.o.files.create(rec.path, rec.slots * st.pageBytes);
+    await this.o.files.create(rec.path, rec.slots * st.slotBytes);
     st.files.push(rec);
     st.nextSlot = 0;
   }
 
   private addNamespace(rec: NamespaceRecord): NsState {
-    const st: NsState = { rec, pageBytes: pageBytes(rec.spec.layout), usedBytes: 0, pages: 0, files: [], free: [], nextSlot: 0, growing: undefined };
+    const bytes = pageBytes(rec.spec.layout);
+    const st: NsState = { rec, pageBytes: bytes, slotBytes: slotBytesOf(bytes), usedBytes: 0, heldBytes: 0, pages: 0, files: [], free: [], nextSlot: 0, growing: undefined };
     this.ns.set(rec.spec.name, st);
     return st;
   }
@@ -559,12 +571,12 @@ export class KvIndex {
     const now = this.now();
     for (const { value } of this.nsTable.getRange({})) this.addNamespace(value);
     for (const st of this.ns.values()) {
-      await this.o.files.mkdir(st.rec.dir);
+      await this.o.files.mkdir(st.rec.dir, st.slotBytes);
       for (const { value } of this.fileTable.getRange({ start: `${st.rec.id}/`, end: `${st.rec.id}0` })) st.files.push(value);
       // Files recorded but missing (a crash between record and create) are created; files in
       // the folder that the index does not know are removed.
       const present = new Set(await this.o.files.list(st.rec.dir));
-      for (const f of st.files) if (!present.has(f.path.slice(st.rec.dir.length + 1))) await this.o.files.create(f.path, f.slots * st.pageBytes);
+      for (const f of st.files) if (!present.has(f.path.slice(st.rec.dir.length + 1))) await this.o.files.create(f.path, f.slots * st.slotBytes);
       const known = new Set(st.files.map((f) => f.path.slice(st.rec.dir.length + 1)));
       for (const name of present) if (!known.has(name)) await this.o.files.remove(`${st.rec.dir}/${name}`);
       const used = st.files.map((f) => new Uint8Array(f.slots));
@@ -593,6 +605,11 @@ export class KvIndex {
     }
     this.o.logger.info({ namespaces: this.ns.size, pages: this.lru.size }, 'kv index recovered');
   }
+}
+
+/** Page slots are whole chunks: the page size rounded up to the chunk alignment. */
+function slotBytesOf(pageBytesValue: number): number {
+  return Math.ceil(pageBytesValue / limits.chunkSizeAlignBytes) * limits.chunkSizeAlignBytes;
 }
 
 function checkKeys(keys: readonly Uint8Array[]): void {

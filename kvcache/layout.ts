@@ -5,6 +5,7 @@
 // token per layer (512 FP8 values, 4 float32 scales, 64 BF16 rope values) and the indexer's key
 // of 132 B (128 FP8 values and a float32 scale).
 import { flyfsError } from '../common/errors.js';
+import { limits } from '../common/limits.js';
 
 export type Pool = 'latent' | 'indexer';
 export const pools: readonly Pool[] = ['latent', 'indexer'];
@@ -18,7 +19,8 @@ export interface KvLayout {
 
 export const deepseekV32Layout: KvLayout = { layers: 61, pageTokens: 64, latentBytesPerToken: 656, indexerBytesPerToken: 132 };
 
-export const layoutLimits = { layersMax: 1024, pageTokensMax: 4096, bytesPerTokenMax: 65_536, pageBytesMax: 256 * 1024 * 1024 } as const;
+/** A page is one chunk of its file, so it is at most the largest chunk. */
+export const layoutLimits = { layersMax: 1024, pageTokensMax: 4096, bytesPerTokenMax: 65_536, pageBytesMax: limits.chunkSizeBytesMax } as const;
 
 export function checkLayout(l: KvLayout): KvLayout {
   const int = (name: string, v: number, max: number): void => {

@@ -26,7 +26,7 @@ export interface RunningKvService {
 /** Page files through the SDK: folders striped over every chain, files created full-size. */
 export function sdkPageFiles(fs: FileSystem): PageFiles {
   return {
-    async mkdir(dir) { await fs.mkdir(dir, { recursive: true }); },
+    async mkdir(dir, chunkBytes) { await fs.mkdir(dir, { recursive: true, chunkSizeBytes: chunkBytes }); },
     async create(path, bytes) {
       const h = await fs.open(path, 'w');
       try { await h.truncate(bytes); } finally { await h.close(); }

@@ -42,6 +42,34 @@ interface ChunkRecord {
 }
 
 type RecordKey = [inodeId: number, index: number];
+type BlocksKey = [inodeId: number, index: number, version: number];
+
+/**
+ * Reads are verified block by block: each version file's CRC32C per `checkBlockBytes` block is
+ * kept (in the `blocks` table, written in the transaction that records the version), so a read
+ * of a few bytes reads and checks the blocks around them, not the whole chunk.
+ */
+export const checkBlockBytes = 4096;
+
+/** The CRC32C of every checkBlockBytes block of `parts` laid end to end, as u32 LE. */
+function blockCrcs(parts: readonly Uint8Array[]): Buffer {
+  const total = parts.reduce((n, p) => n + p.byteLength, 0);
+  const out = Buffer.alloc(4 * Math.ceil(total / checkBlockBytes));
+  let block = 0;
+  let crc = 0;
+  let fill = 0;
+  for (const p of parts) {
+    for (let o = 0; o < p.byteLength;) {
+      const take = Math.min(checkBlockBytes - fill, p.byteLength - o);
+      crc = crc32c(p.subarray(o, o + take), crc);
+      fill += take;
+      o += take;
+      if (fill === checkBlockBytes) { out.writeUInt32LE(crc, 4 * block++); crc = 0; fill = 0; }
+    }
+  }
+  if (fill > 0) out.writeUInt32LE(crc, 4 * block);
+  return out;
+}
 
 /** What LMDB keeps per chunk for its CRAQ replica beside the committed record: the pending
  * version, who wrote the committed one and under which chain version, and tombstones. */
@@ -108,6 +136,7 @@ export class ChunkEngine implements ChunkStore {
     private readonly chunks: Database<ChunkRecord, RecordKey>,
     private readonly replica: Database<ReplicaExtra, RecordKey>,
     private readonly clients: Database<ClientValue, ClientKey>,
+    private readonly blocks: Database<Buffer, BlocksKey>,
   ) {
     this.dataDir = join(options.dir, 'data');
     this.direct = (options.directIo ?? true) && oDirect !== 0 && options.io.allocAligned(0) !== undefined;
@@ -117,11 +146,12 @@ export class ChunkEngine implements ChunkStore {
   static async open(options: ChunkEngineOptions): Promise<ChunkEngine> {
     await fsp.mkdir(join(options.dir, 'data'), { recursive: true });
     // Sync on, not overlapped: a put is on disk when it resolves.
-    const env = openLmdb({ path: join(options.dir, 'meta'), maxDbs: 4, overlappingSync: false });
+    const env = openLmdb({ path: join(options.dir, 'meta'), maxDbs: 8, overlappingSync: false });
     const chunks = env.openDB<ChunkRecord, RecordKey>({ name: 'chunks', sharedStructuresKey: Symbol.for('flyfs.structures') });
     const replica = env.openDB<ReplicaExtra, RecordKey>({ name: 'replica', sharedStructuresKey: Symbol.for('flyfs.structures') });
     const clients = env.openDB<ClientValue, ClientKey>({ name: 'clients', sharedStructuresKey: Symbol.for('flyfs.structures') });
-    const engine = new ChunkEngine(options, env, chunks, replica, clients);
+    const blocks = env.openDB<Buffer, BlocksKey>({ name: 'blocks', encoding: 'binary' });
+    const engine = new ChunkEngine(options, env, chunks, replica, clients, blocks);
     await engine.sweepOrphans();
     return engine;
   }
@@ -140,6 +170,40 @@ export class ChunkEngine implements ChunkStore {
         if (!keep) await fsp.rm(join(dir, name), { force: true });
       }
     }
+    // Block checksums of versions no record names any more.
+    const stale: BlocksKey[] = [];
+    for (const k of this.blocks.getKeys({})) {
+      const key: RecordKey = [k[0], k[1]];
+      if (this.chunks.get(key)?.version !== k[2] && this.replica.get(key)?.pending?.version !== k[2]) stale.push(k);
+    }
+    if (stale.length > 0) await this.env.transaction(() => { for (const k of stale) this.blocks.remove(k); });
+  }
+
+  /** Removes a version's file and its block checksums. */
+  private async dropVersion(key: ChunkKey, version: number): Promise<void> {
+    await fsp.rm(this.filePath(key, version), { force: true });
+    await this.blocks.remove([key.inodeId, key.index, version]);
+  }
+
+  /**
+   * Bytes [from, to) of a version, verified (when checksums are on) by the blocks around them
+   * when the version has block checksums, else by the whole content's CRC32C.
+   */
+  private async readRange(key: ChunkKey, rec: ChunkRecord, from: number, to: number, verify: boolean): Promise<Buffer> {
+    if (!verify || to <= from) return this.readFile(key, rec, from, to);
+    const sums = this.blocks.get([key.inodeId, key.index, rec.version]);
+    if (sums === undefined || sums.length !== 4 * Math.ceil(rec.length / checkBlockBytes)) return (await this.readVerified(key, rec)).subarray(from, to);
+    const b0 = Math.floor(from / checkBlockBytes);
+    const b1 = Math.ceil(to / checkBlockBytes);
+    const lo = b0 * checkBlockBytes;
+    const data = await this.readFile(key, rec, lo, Math.min(rec.length, b1 * checkBlockBytes));
+    for (let b = b0; b < b1; b++) {
+      const at = (b - b0) * checkBlockBytes;
+      if (crc32c(data.subarray(at, at + checkBlockBytes)) !== sums.readUInt32LE(4 * b)) {
+        throw flyfsError('FLYFS_ERR_CHECKSUM', `chunk ${this.lockKey(key)} v${rec.version}: CRC32C mismatch in block ${b}`);
+      }
+    }
+    return data.subarray(from - lo, to - lo);
   }
 
   private inodeDir(inodeId: InodeId): string { return join(this.dataDir, String(inodeId)); }
@@ -202,16 +266,21 @@ export class ChunkEngine implements ChunkStore {
     return data;
   }
 
-  /** Writes the version's file aside, durably (data and, for a new file, its folder entry). */
-  private async writeFile(key: ChunkKey, version: number, parts: readonly Uint8Array[]): Promise<void> {
+  /**
+   * Writes the version's file aside, durably (data and, for a new file, its folder entry);
+   * resolves to its block checksums, for the transaction that records the version.
+   */
+  private async writeFile(key: ChunkKey, version: number, parts: readonly Uint8Array[]): Promise<Buffer> {
     const io = this.options.io;
     const dir = this.inodeDir(key.inodeId);
     const made = await fsp.mkdir(dir, { recursive: true });
     if (made !== undefined) await this.fsyncDir(this.dataDir);
     const path = this.filePath(key, version);
     const fd = await io.open(path, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_TRUNC, 0o644);
+    let sums: Buffer;
     try {
-      // All parts at once: the ring takes them in one submission.
+      // All parts at once: the ring takes them in one submission; the checksums are computed
+      // while the writes are in flight.
       let position = 0;
       const writes: Array<Promise<void>> = [];
       for (const p of parts) {
@@ -222,6 +291,7 @@ export class ChunkEngine implements ChunkStore {
         })());
         position += p.byteLength;
       }
+      sums = blockCrcs(parts);
       await Promise.all(writes);
       await io.sync(fd, true);
     } catch (err) {
@@ -231,6 +301,7 @@ export class ChunkEngine implements ChunkStore {
     }
     await io.close(fd);
     await this.fsyncDir(dir);
+    return sums;
   }
 
   private async fsyncDir(dir: string): Promise<void> {
@@ -240,9 +311,12 @@ export class ChunkEngine implements ChunkStore {
   }
 
   /** Points the chunk at its new version (durable when it resolves), then drops the old file. */
-  private async commit(key: ChunkKey, rec: ChunkRecord, old: ChunkRecord | undefined): Promise<void> {
-    await this.chunks.put([key.inodeId, key.index], rec);
-    if (old !== undefined) await fsp.rm(this.filePath(key, old.version), { force: true });
+  private async commit(key: ChunkKey, rec: ChunkRecord, old: ChunkRecord | undefined, sums: Buffer): Promise<void> {
+    await this.env.transaction(() => {
+      this.chunks.put([key.inodeId, key.index], rec);
+      this.blocks.put([key.inodeId, key.index, rec.version], sums);
+    });
+    if (old !== undefined) await this.dropVersion(key, old.version);
   }
 
   // ---- the ChunkStore interface ----
@@ -294,9 +368,9 @@ export class ChunkEngine implements ChunkStore {
         parts = [next];
         crc = crc32c(next);
       }
-      await this.writeFile(key, version, parts);
+      const sums = await this.writeFile(key, version, parts);
       const rec: ChunkRecord = { version, length, crc32c: crc };
-      await this.commit(key, rec, old);
+      await this.commit(key, rec, old, sums);
       return metaOf(rec);
     });
   }
@@ -310,11 +384,7 @@ export class ChunkEngine implements ChunkStore {
     const from = Math.min(offset, rec.length);
     const to = Math.min(rec.length, offset + length);
     try {
-      if (this.options.verifyChecksums) {
-        const whole = await this.readVerified(key, rec);
-        return { meta: metaOf(rec), data: whole.subarray(from, to) };
-      }
-      return { meta: metaOf(rec), data: await this.readFile(key, rec, from, to) };
+      return { meta: metaOf(rec), data: await this.readRange(key, rec, from, to, this.options.verifyChecksums) };
     } catch (err) {
       // The version was replaced (and its file removed) between the lookup and the open: read again.
       if (err instanceof FlyfsError && err.code === 'FLYFS_ERR_CHECKSUM' && this.record(key)?.version !== rec.version) return this.read(key, offset, length);
@@ -340,8 +410,8 @@ export class ChunkEngine implements ChunkStore {
       if (old === undefined || old.length <= lengthBytes) return old === undefined ? undefined : metaOf(old);
       const data = (await this.readVerified(key, old)).subarray(0, lengthBytes);
       const rec: ChunkRecord = { version: old.version + 1, length: lengthBytes, crc32c: crc32c(data) };
-      await this.writeFile(key, rec.version, [data]);
-      await this.commit(key, rec, old);
+      const sums = await this.writeFile(key, rec.version, [data]);
+      await this.commit(key, rec, old, sums);
       return metaOf(rec);
     });
   }
@@ -358,7 +428,7 @@ export class ChunkEngine implements ChunkStore {
         if (rec === undefined) return;
         // Record first: a crash after it leaves an orphan file, swept at open, never a dangling record.
         await this.chunks.remove([inodeId, index]);
-        await fsp.rm(this.filePath(key, rec.version), { force: true });
+        await this.dropVersion(key, rec.version);
         removed++;
       });
     }
@@ -417,11 +487,15 @@ export class ChunkEngine implements ChunkStore {
     this.checkOpen();
     if (writes.length === 0) return;
     const files: Promise<void>[] = [];
+    const sums: Array<{ key: BlocksKey; sums: Buffer }> = [];
     const writeOut = (key: ChunkKey, version: number, content: StoredContent): void => {
       if (content.removed || content.bytes === undefined || this.onDisk.has(content)) return;
       this.onDisk.add(content);
       const bytes = content.bytes;
-      files.push(this.writeFile(key, version, [bytes]).catch((err: unknown) => { this.onDisk.delete(content); throw err; }));
+      files.push(this.writeFile(key, version, [bytes]).then(
+        (s) => { sums.push({ key: [key.inodeId, key.index, version], sums: s }); },
+        (err: unknown) => { this.onDisk.delete(content); throw err; },
+      ));
     };
     for (const w of writes) {
       if (w.kind !== 'putChunk') continue;
@@ -446,6 +520,7 @@ export class ChunkEngine implements ChunkStore {
       if (key !== undefined && !before.has(chunkName(key))) before.set(chunkName(key), { key, versions: versionsOf(key) });
     }
     await this.env.transaction(() => {
+      for (const b of sums) this.blocks.put(b.key, b.sums);
       for (const w of writes) {
         switch (w.kind) {
           case 'putChunk': {
@@ -481,7 +556,7 @@ export class ChunkEngine implements ChunkStore {
     });
     for (const [name, { key, versions }] of before) {
       const keep = after.get(name) ?? versions;
-      for (const v of versions) if (!keep.has(v)) await fsp.rm(this.filePath(key, v), { force: true });
+      for (const v of versions) if (!keep.has(v)) await this.dropVersion(key, v);
     }
   }
 
@@ -495,8 +570,7 @@ export class ChunkEngine implements ChunkStore {
     const lo = Math.min(from, hi);
     if (content.bytes !== undefined) return content.bytes.subarray(lo, hi);
     const rec: ChunkRecord = { version, length: content.length, crc32c: content.crc32c };
-    if (verify) return (await this.readVerified(key, rec)).subarray(lo, hi);
-    return this.readFile(key, rec, lo, hi);
+    return this.readRange(key, rec, lo, hi, verify);
   }
 
   /**
@@ -514,7 +588,8 @@ export class ChunkEngine implements ChunkStore {
       }
       // A scratch version number no record names: the orphan sweep removes it after a crash.
       const scratch = Number.MAX_SAFE_INTEGER - version;
-      await this.writeFile(key, scratch, [bytes]);
+      const sums = await this.writeFile(key, scratch, [bytes]);
+      await this.blocks.put([key.inodeId, key.index, version], sums);
       await fsp.rename(this.filePath(key, scratch), this.filePath(key, version));
       await this.fsyncDir(this.inodeDir(key.inodeId));
       return true;

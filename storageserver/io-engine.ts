@@ -78,6 +78,8 @@ interface NativeAddon {
   allocAligned(bytes: number, alignment: number): Buffer;
   addressMod(buf: Uint8Array, offset: number, alignment: number): number;
   closeFd(fd: number): number;
+  crc32c(buf: Uint8Array, previous: number): number;
+  crc32cHardware(): boolean;
 }
 
 let addonCache: { addon?: NativeAddon; error?: string } | undefined;

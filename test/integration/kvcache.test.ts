@@ -13,10 +13,11 @@ import { SeededRandom } from '../../client/dataset/index.js';
 import type { LocalCluster } from '../../tools/local-cluster.js';
 import { seededBytes, startTestCluster } from '../helpers/cluster.js';
 
-const layout: KvLayout = { layers: 4, pageTokens: 64, latentBytesPerToken: 656, indexerBytesPerToken: 132 };
+const layout: KvLayout = { layers: 2, pageTokens: 64, latentBytesPerToken: 656, indexerBytesPerToken: 132 };
 const pb = pageBytes(layout);
 const leaseMs = 3_000;
-const capacityPages = 400;
+/** Room for every context of the consumer test at once (416 pages) and more. */
+const capacityPages = 600;
 
 function tokensFor(seed: number, pages: number, prefix: number[] = []): number[] {
   const r = new SeededRandom(seed);
@@ -97,21 +98,21 @@ describe('kv cache', () => {
     const keys = kv.keysOf(tokens);
     const whole = await kv.getPages(keys);
     whole.forEach((p, i) => expect(p!.equals(pages[i]!)).toBe(true));
-    const layer2 = await kv.getPages(keys.slice(3, 5), { pool: 'indexer', layers: [2] });
+    const layer1 = await kv.getPages(keys.slice(3, 5), { pool: 'indexer', layers: [1] });
     const il = 64 * 132;
-    layer2.forEach((p, k) => expect(p!.equals(pages[3 + k]!.subarray(entryOffset(layout, 'indexer', 2, 0), entryOffset(layout, 'indexer', 2, 0) + il))).toBe(true));
-    const two = await kv.getPages([keys[1]!], { pool: 'latent', layers: [1, 2] });
-    expect(two[0]!.equals(pages[1]!.subarray(entryOffset(layout, 'latent', 1, 0), entryOffset(layout, 'latent', 3, 0)))).toBe(true);
+    layer1.forEach((p, k) => expect(p!.equals(pages[3 + k]!.subarray(entryOffset(layout, 'indexer', 1, 0), entryOffset(layout, 'indexer', 1, 0) + il))).toBe(true));
+    const two = await kv.getPages([keys[1]!], { pool: 'latent', layers: [0, 1] });
+    expect(two[0]!.equals(pages[1]!.subarray(0, entryOffset(layout, 'indexer', 0, 0)))).toBe(true);
     expect((await kv.getPages([Buffer.alloc(32, 9)]))[0]).toBeNull();
 
     const r = new SeededRandom(5);
     for (const pool of ['latent', 'indexer'] as const) {
       const bpt = pool === 'latent' ? 656 : 132;
       const idx = Int32Array.from({ length: 300 }, (_, j) => (j % 17 === 0 ? -1 : j < 40 ? 100 + j : r.below(640)));
-      const got = await kv.gatherTokens(keys, 3, idx, pool);
+      const got = await kv.gatherTokens(keys, 1, idx, pool);
       expect(got.length).toBe(idx.length * bpt);
       idx.forEach((t, j) => {
-        const want = t === -1 ? Buffer.alloc(bpt) : pages[Math.floor(t / 64)]!.subarray(entryOffset(layout, pool, 3, t % 64), entryOffset(layout, pool, 3, t % 64) + bpt);
+        const want = t === -1 ? Buffer.alloc(bpt) : pages[Math.floor(t / 64)]!.subarray(entryOffset(layout, pool, 1, t % 64), entryOffset(layout, pool, 1, t % 64) + bpt);
         expect(got.subarray(j * bpt, (j + 1) * bpt).equals(want), `${pool} token ${t}`).toBe(true);
       });
     }
@@ -172,7 +173,7 @@ describe('kv cache', () => {
     const keys = kv.keysOf(tokens);
     await expect(kv.gatherTokens(keys, 0, Int32Array.from([128]))).rejects.toThrow(/outside -1\.\.127/);
     await expect(kv.gatherTokens(keys, 0, Int32Array.from([-2]))).rejects.toMatchObject({ code: 'FLYFS_ERR_INVALID_ARGUMENT' });
-    await expect(kv.gatherTokens(keys, 4, Int32Array.from([0]))).rejects.toThrow(/layer 4/);
+    await expect(kv.gatherTokens(keys, 2, Int32Array.from([0]))).rejects.toThrow(/layer 2/);
     await expect(kv.getPages(keys, { pool: 'nope' as never })).rejects.toThrow(/pool/);
     await expect(createKvNamespace(kvAddress, adminToken, { name: 'bad/name', tenant: '', model: '', kvFormat: '', layout, quotaBytes: 0, ttlMs: 0 })).rejects.toMatchObject({ code: 'FLYFS_ERR_INVALID_ARGUMENT' });
     await expect(createKvNamespace(kvAddress, adminToken, { name: 'huge', tenant: '', model: '', kvFormat: '', layout: { ...layout, layers: 100_000 }, quotaBytes: 0, ttlMs: 0 })).rejects.toMatchObject({ code: 'FLYFS_ERR_INVALID_ARGUMENT' });
@@ -219,16 +220,22 @@ describe('kv cache', () => {
     // One page past the high watermark.
     const room = Math.floor((0.9 * capacityPages * pb - before.usedBytes) / pb);
     const total = room + 1;
-    const seqs = Array.from({ length: total }, (_, i) => tokensFor(9000 + i, 1));
-    const keys = seqs.map((s) => kv.keysOf(s)[0]!);
-    for (let j = 0; j < total; j++) await kv.putPages(seqs[j]!, [pageData(j)]);
+    // One long context: its pages commit in order, oldest first in the LRU.
+    const tokens = tokensFor(9000, total);
+    const keys = kv.keysOf(tokens);
+    for (let at = 0; at < total; at += 40) {
+      const put = await kv.putPages(tokens.slice(0, Math.min(total, at + 40) * 64), Array.from({ length: Math.min(total, at + 40) }, (_, j) => pageData(j)));
+      expect(put.noSpace).toBe(0);
+    }
     // Let the leases of the fill end, then let the service's tick evict.
     await new Promise((r) => setTimeout(r, leaseMs + 500));
     const after = await kv.stats() as { usedBytes: number; capacityBytes: number; lowWatermark: number; counters: { evicted: number } };
-    expect(after.counters.evicted).toBeGreaterThanOrEqual(Math.floor(0.1 * capacityPages) - 1);
+    expect(after.counters.evicted - (before as unknown as { counters: { evicted: number } }).counters.evicted).toBeGreaterThanOrEqual(Math.floor(0.1 * capacityPages) - 1);
     expect(after.usedBytes).toBeLessThanOrEqual(after.lowWatermark * after.capacityBytes + pb);
     // The newest pages are the ones kept.
     const alive = await Promise.all(keys.map(async (k) => (await kv.lookup([k])).loadable === 1));
+    // Eviction is LRU over every namespace: the older namespaces' unpinned pages went first, then
+    // the oldest of this fill; what survives of the fill is its newest part.
     const firstAlive = alive.indexOf(true);
     expect(firstAlive).toBeGreaterThan(0);
     expect(alive.slice(firstAlive).every(Boolean)).toBe(true);

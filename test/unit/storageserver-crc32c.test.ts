@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { crc32c } from '../../storageserver/crc32c.js';
+import { crc32c, crc32cTable } from '../../storageserver/crc32c.js';
+import { loadAddon } from '../../storageserver/io-engine.js';
 
 function bitwise(data: Uint8Array): number {
   let c = 0xffffffff;
@@ -31,5 +32,18 @@ describe('crc32c', () => {
       }
     }
     expect(crc32c(data.subarray(333), crc32c(data.subarray(0, 333)))).toBe(crc32c(data));
+  });
+
+  it('the addon (used when built) and the table version agree, and the addon is built here', () => {
+    const addon = loadAddon().addon;
+    expect(addon, 'npm install builds the addon').toBeDefined();
+    let x = 99;
+    const data = Uint8Array.from({ length: 70_000 }, () => { x = (x * 1103515245 + 12345) >>> 0; return x >>> 24; });
+    for (const [start, n] of [[0, 0], [1, 7], [3, 64], [5, 4095], [0, 70_000], [13, 65_536]] as const) {
+      const slice = data.subarray(start, start + n);
+      expect(addon!.crc32c(slice, 0)).toBe(crc32cTable(slice));
+      expect(addon!.crc32c(slice, 0x1234)).toBe(crc32cTable(slice, 0x1234));
+      expect(crc32c(slice)).toBe(bitwise(slice));
+    }
   });
 });
