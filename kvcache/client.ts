@@ -6,7 +6,7 @@
 // its lease is done again.
 import { crc32 } from 'node:zlib';
 import { connect, type FileHandle, type FileSystem } from '../client/index.js';
-import { assert, flyfsError } from '../common/errors.js';
+import { assert, flyfsError, FlyfsError } from '../common/errors.js';
 import { callUnary, channelOptions, grpc, loadProtos } from '../common/grpc.js';
 import type { KvCacheClient } from '../proto/gen/flyfs/v1/KvCache.js';
 import type { KvExtent__Output } from '../proto/gen/flyfs/v1/KvExtent.js';
@@ -24,7 +24,13 @@ export interface KvClientOptions {
   deadlineMs?: number;
 }
 
-export interface PutResult { stored: number; existed: number; busy: number; noSpace: number; keys: Buffer[] }
+export interface PutResult {
+  stored: number; existed: number; busy: number; noSpace: number;
+  /** The keys of the pages given, in order. */
+  keys: Buffer[];
+  /** What happened to each: stored by this call, existed already, busy (another writer), or no room. */
+  statuses: Array<'stored' | 'existed' | 'busy' | 'noSpace'>;
+}
 
 /** Extents and the local time (this client's clock) until which their lease holds. */
 interface Resolved { extents: KvExtent__Output[]; leaseUntilMs: number }
@@ -98,7 +104,7 @@ export class KvClient {
     for (let at = 0; at < keys.length; at += kvLimits.keysPerRequestMax) {
       const part = keys.slice(at, at + kvLimits.keysPerRequestMax);
       const sent = Date.now();
-      const r = await callUnary(this.rpc, this.rpc.Lookup, { auth: this.auth, keys: part }, this.deadlineMs);
+      const r = await callRetrying(this.rpc, this.rpc.Lookup, { auth: this.auth, keys: part }, this.deadlineMs);
       loadable += r.loadable;
       leaseUntilMs = leaseUntilMs === 0 ? sent + Number(r.leaseMs) : Math.min(leaseUntilMs, sent + Number(r.leaseMs));
       if (r.loadable < part.length) break;
@@ -109,7 +115,7 @@ export class KvClient {
   /** Leading keys cached and loadable; `leaseUntilMs` is on this client's clock. */
   async lookup(keys: readonly Uint8Array[]): Promise<{ loadable: number; leaseUntilMs: number }> {
     const sent = Date.now();
-    const r = await callUnary(this.rpc, this.rpc.Lookup, { auth: this.auth, keys: [...keys] }, this.deadlineMs);
+    const r = await callRetrying(this.rpc, this.rpc.Lookup, { auth: this.auth, keys: [...keys] }, this.deadlineMs);
     return { loadable: r.loadable, leaseUntilMs: sent + Number(r.leaseMs) };
   }
 
@@ -118,7 +124,7 @@ export class KvClient {
     let leaseUntilMs = Number.POSITIVE_INFINITY;
     for (let at = 0; at < keys.length; at += kvLimits.keysPerRequestMax) {
       const sent = Date.now();
-      const r = await callUnary(this.rpc, this.rpc.Resolve, { auth: this.auth, keys: keys.slice(at, at + kvLimits.keysPerRequestMax) }, this.deadlineMs);
+      const r = await callRetrying(this.rpc, this.rpc.Resolve, { auth: this.auth, keys: keys.slice(at, at + kvLimits.keysPerRequestMax) }, this.deadlineMs);
       extents.push(...r.extents);
       leaseUntilMs = Math.min(leaseUntilMs, sent + Number(r.leaseMs));
     }
@@ -221,16 +227,16 @@ export class KvClient {
     if (pages.length > keys.length) throw flyfsError('FLYFS_ERR_INVALID_ARGUMENT', `${pages.length} pages but only ${keys.length} whole pages of tokens`);
     const pb = this.pageBytes;
     pages.forEach((p, i) => { if (p.byteLength !== pb) throw flyfsError('FLYFS_ERR_INVALID_ARGUMENT', `page ${i} is ${p.byteLength} bytes; this namespace's pages are ${pb}`); });
-    const result: PutResult = { stored: 0, existed: 0, busy: 0, noSpace: 0, keys: keys.slice(0, pages.length) };
+    const result: PutResult = { stored: 0, existed: 0, busy: 0, noSpace: 0, keys: keys.slice(0, pages.length), statuses: [] };
     for (let at = 0; at < pages.length; at += kvLimits.keysPerRequestMax) {
       const part = keys.slice(at, Math.min(pages.length, at + kvLimits.keysPerRequestMax));
-      const r = await callUnary(this.rpc, this.rpc.Reserve, { auth: this.auth, keys: part }, this.deadlineMs);
-      const mine: Array<{ key: Buffer; data: Uint8Array; extent: KvExtent__Output }> = [];
+      const r = await callRetrying(this.rpc, this.rpc.Reserve, { auth: this.auth, keys: part }, this.deadlineMs);
+      const mine: Array<{ key: Buffer; data: Uint8Array; extent: KvExtent__Output; k: number }> = [];
       r.pages.forEach((p, k) => {
-        if (p.status === 'RESERVED' && p.extent) mine.push({ key: part[k]!, data: pages[at + k]!, extent: p.extent });
-        else if (p.status === 'EXISTS') result.existed++;
-        else if (p.status === 'BUSY') result.busy++;
-        else result.noSpace++;
+        if (p.status === 'RESERVED' && p.extent) mine.push({ key: part[k]!, data: pages[at + k]!, extent: p.extent, k: at + k });
+        else if (p.status === 'EXISTS') { result.existed++; result.statuses[at + k] = 'existed'; }
+        else if (p.status === 'BUSY') { result.busy++; result.statuses[at + k] = 'busy'; }
+        else { result.noSpace++; result.statuses[at + k] = 'noSpace'; }
       });
       if (mine.length === 0) continue;
       try {
@@ -242,12 +248,13 @@ export class KvClient {
             await h.write(m.data, 0, m.data.byteLength, Number(m.extent.offset));
           }
         }));
-        const c = await callUnary(this.rpc, this.rpc.Commit, {
+        const c = await callRetrying(this.rpc, this.rpc.Commit, {
           auth: this.auth, reservationId: r.reservationId, keys: mine.map((m) => m.key), crc32: mine.map((m) => crc32(m.data)),
         }, this.deadlineMs);
         result.stored += c.committed;
+        for (const m of mine) result.statuses[m.k] = 'stored';
       } catch (err) {
-        await callUnary(this.rpc, this.rpc.Abort, { auth: this.auth, reservationId: r.reservationId }, this.deadlineMs).catch(() => undefined);
+        await callRetrying(this.rpc, this.rpc.Abort, { auth: this.auth, reservationId: r.reservationId }, this.deadlineMs).catch(() => undefined);
         throw err;
       }
     }
@@ -255,15 +262,15 @@ export class KvClient {
   }
 
   async remove(keys: readonly Uint8Array[]): Promise<number> {
-    return (await callUnary(this.rpc, this.rpc.Remove, { auth: this.auth, keys: [...keys] }, this.deadlineMs)).count;
+    return (await callRetrying(this.rpc, this.rpc.Remove, { auth: this.auth, keys: [...keys] }, this.deadlineMs)).count;
   }
 
   async pin(keys: readonly Uint8Array[], untilMs: number): Promise<number> {
-    return (await callUnary(this.rpc, this.rpc.Pin, { auth: this.auth, keys: [...keys], untilMs }, this.deadlineMs)).count;
+    return (await callRetrying(this.rpc, this.rpc.Pin, { auth: this.auth, keys: [...keys], untilMs }, this.deadlineMs)).count;
   }
 
   async stats(): Promise<Record<string, unknown>> {
-    return JSON.parse((await callUnary(this.rpc, this.rpc.Stats, { auth: this.auth, adminToken: '' }, this.deadlineMs)).json) as Record<string, unknown>;
+    return JSON.parse((await callRetrying(this.rpc, this.rpc.Stats, { auth: this.auth, adminToken: '' }, this.deadlineMs)).json) as Record<string, unknown>;
   }
 
   async close(): Promise<void> {
@@ -315,6 +322,27 @@ export class KvClient {
         const r = reads[c.tag as number]!;
         if (c.bytes !== r.into.length) throw flyfsError('FLYFS_ERR_CORRUPT', `${r.path}: read ${c.bytes} of ${r.into.length} bytes at ${r.position}`);
       }
+    }
+  }
+}
+
+/** Backoff between retries of a refused or unanswered service call. */
+const retryBackoffMs = { first: 25, max: 500 } as const;
+
+/**
+ * A service call retried on retryable errors (the service restarting, a lost connection) until
+ * `deadlineMs` has passed; then the last error. Every call the client makes is safe to repeat:
+ * lookups and resolves read; a repeated commit of a committed page is accepted; a repeated
+ * reserve finds its first reservation's pages busy until they expire.
+ */
+async function callRetrying<Req, Res>(client: KvCacheClient, method: (req: Req, cb: grpc.requestCallback<Res>) => grpc.ClientUnaryCall, req: Req, deadlineMs: number): Promise<Res> {
+  const until = Date.now() + deadlineMs;
+  for (let wait: number = retryBackoffMs.first; ; wait = Math.min(retryBackoffMs.max, wait * 2)) {
+    try {
+      return await callUnary(client as unknown as grpc.Client, method as never, req, Math.max(1, until - Date.now())) as Res;
+    } catch (err) {
+      if (!(err instanceof FlyfsError) || !err.retryable || Date.now() + wait >= until) throw err;
+      await new Promise((r) => setTimeout(r, wait));
     }
   }
 }

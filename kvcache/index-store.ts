@@ -291,6 +291,8 @@ export class KvIndex {
     for (const [k, key] of keys.entries()) {
       const id = pageId(st.rec.id, key);
       const rec = this.pages.get(id);
+      // A repeated commit (its first reply was lost) of a page committed with these bytes.
+      if (rec !== undefined && rec.s === 'c' && rec.crc === crcs[k]) continue;
       if (rec === undefined || rec.s !== 'r' || rec.res !== reservationId) {
         throw flyfsError('FLYFS_ERR_NOT_FOUND', `page ${Buffer.from(key).toString('hex').slice(0, 16)}… is not reserved by ${reservationId}`);
       }
