@@ -43,6 +43,9 @@ export class CraqReplica<C = Uint8Array, U = ByteUpdate> {
   private readonly options: CraqOptions;
   private readonly model: ContentModel<C, U>;
   private readonly chunks = new Map<string, ChunkRecord<C>>();
+  /** Ticks seen, and the tick at which each pending version was last forwarded (not durable). */
+  private ticks = 0;
+  private readonly sentAt = new Map<string, number>();
   private readonly clients = new Map<string, ClientEntry>();
   // In memory only: lost on a crash, rebuilt from retries and retransmissions.
   private config: ChainConfig | null = null;
@@ -106,6 +109,7 @@ export class CraqReplica<C = Uint8Array, U = ByteUpdate> {
   private onConfig(out: CraqOutput<C>, config: ChainConfig): void {
     if (this.config !== null && (config.chainId !== this.config.chainId || config.version <= this.config.version)) return;
     this.config = config;
+    this.sentAt.clear();
     this.role = roleOf(config, this.self);
     this.syncPhase = 'idle';
     if (this.role.state === 'offline') return;
@@ -122,17 +126,22 @@ export class CraqReplica<C = Uint8Array, U = ByteUpdate> {
 
   private onTick(out: CraqOutput<C>): void {
     if (this.role.state === 'offline') return;
+    this.ticks++;
     this.resolvePending(out);
     if (this.syncPhase === 'requested') this.sendSyncRequest(out);
     if (this.syncPhase === 'done') this.reportSyncDone(out);
   }
 
-  /** Push every pending version one hop on: forward it, or commit it when this is the tail. */
+  /**
+   * Push every pending version one hop on: commit it when this is the tail, else forward it
+   * again — only when it was last sent before the previous tick, so a write that is merely slow
+   * (a large one behind others) is not sent again and again while its first copy is on its way.
+   */
   private resolvePending(out: CraqOutput<C>): void {
-    for (const record of this.chunks.values()) {
+    for (const [name, record] of this.chunks) {
       if (record.pending === null) continue;
       if (this.role.successor === null) this.commitPending(out, record);
-      else this.forward(out, record);
+      else if ((this.sentAt.get(name) ?? Number.NEGATIVE_INFINITY) < this.ticks - 1) this.forward(out, record);
     }
   }
 
@@ -229,6 +238,13 @@ export class CraqReplica<C = Uint8Array, U = ByteUpdate> {
     const record = this.chunks.get(name) ?? { chunk: body.chunk, committed: null, pending: null };
     if ((record.committed?.version ?? 0) >= body.version) return this.sendAck(out, body.chunk, body.version);
     if (record.pending !== null && record.pending.version > body.version) return;
+    // A copy of the pending version this replica holds already (the predecessor sent it again):
+    // nothing to persist; pass it on again, the successor may not have it.
+    if (record.pending !== null && record.pending.version === body.version && sameWrite(record.pending.writeId, body.writeId)) {
+      if (this.role.successor === null) this.commitPending(out, record);
+      else if ((this.sentAt.get(name) ?? Number.NEGATIVE_INFINITY) < this.ticks - 1) this.forward(out, record);
+      return;
+    }
     const next = { ...record, pending: { version: body.version, content: body.content, writeId: body.writeId } };
     if (this.role.successor === null) {
       this.commitPending(out, next);
@@ -317,6 +333,7 @@ export class CraqReplica<C = Uint8Array, U = ByteUpdate> {
     const p = record.pending;
     assert(successor !== null && p !== null, 'forward a pending version to a successor');
     this.send(out, successor, { kind: 'update', chunk: record.chunk, version: p.version, content: p.content, writeId: p.writeId });
+    this.sentAt.set(chunkName(record.chunk), this.ticks);
   }
 
   private commitPending(out: CraqOutput<C>, record: ChunkRecord<C>): void {
@@ -328,6 +345,7 @@ export class CraqReplica<C = Uint8Array, U = ByteUpdate> {
     this.noteClient(out, { clientId: p.writeId.clientId, requestId: p.writeId.requestId, chunk: record.chunk, version: p.version });
     this.sendAck(out, record.chunk, p.version);
     const name = chunkName(record.chunk);
+    this.sentAt.delete(name);
     for (const w of this.waiters.get(name) ?? []) {
       out.replies.push({ kind: 'write', clientId: w.clientId, requestId: w.requestId, from: this.self, result: { ok: true, version: p.version } });
     }
