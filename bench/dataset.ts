@@ -7,11 +7,11 @@
 // away on failure and on SIGINT/SIGTERM, time bounds, and ratio targets.
 import { randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
-import { mkdtemp, open, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { connect, type FileSystem } from '../client/index.js';
-import { openDataset, packDataset, rankOrder, type Dataset } from '../client/dataset/index.js';
+import { openDataset, packDataset, rankOrder, shardName, type Dataset } from '../client/dataset/index.js';
 import { assert } from '../common/errors.js';
 import { createIoEngine, ioEngineLimits, oDirect, type IoEngine } from '../storageserver/io-engine.js';
 import { startLocalCluster } from '../tools/local-cluster.js';
@@ -120,6 +120,8 @@ export interface DatasetBenchConfig {
   /** The loader's batch size and read-ahead; the baseline keeps batchSize × (prefetch + 1) reads in flight. */
   batchSize: number;
   prefetch: number;
+  /** Chunk size of the datasets' folder; default: the cluster's (the root's layout, 4 MiB). */
+  chunkSizeBytes?: number;
   /** Run r shuffles with seed + r (loader and baseline alike). */
   seed: number;
   /** An epoch (flyfs or local) takes no new samples after this long; its figure is what it read by then. */
@@ -152,15 +154,18 @@ function checkConfig(cfg: DatasetBenchConfig): void {
   for (const s of cfg.sampleSizesBytes) {
     assert(Number.isSafeInteger(s) && s > 0 && s % ioEngineLimits.alignment === 0, `sample size ${s} is a multiple of ${ioEngineLimits.alignment}`);
     const samples = Math.floor(cfg.datasetBytes / s);
-    assert(samples >= 1 && samples <= datasetBenchSamplesMax, `a dataset of ${formatBytes(cfg.datasetBytes)} holds 1..${datasetBenchSamplesMax} samples of ${formatBytes(s)}`);
+    // The size comes from --size: a bad one is the caller's error, not the program's.
+    if (samples < 1 || samples > datasetBenchSamplesMax) {
+      throw new Error(`a dataset of ${formatBytes(cfg.datasetBytes)} holds ${samples} samples of ${formatBytes(s)}; give a --size for 1..${datasetBenchSamplesMax}`);
+    }
   }
   assert(cfg.batchSize >= 1 && cfg.prefetch >= 0, 'loader options');
   assert(queueDepth(cfg) <= ioEngineLimits.ringEntries, `batchSize × (prefetch + 1) fits the ring's ${ioEngineLimits.ringEntries} entries`);
   assert(cfg.epochMs > 0, 'an epoch has a time bound');
 }
 
-function flyfsName(sampleBytes: number, cfg: DatasetBenchConfig): string {
-  return `flyfs dataset epoch, ${formatBytes(sampleBytes)} samples (loader: batch ${cfg.batchSize}, prefetch ${cfg.prefetch}, shuffled, CRC-32 checked)`;
+function flyfsName(sampleBytes: number, chunkBytes: number, cfg: DatasetBenchConfig): string {
+  return `flyfs dataset epoch, ${formatBytes(sampleBytes)} samples in ${formatBytes(chunkBytes)} chunks (loader: batch ${cfg.batchSize}, prefetch ${cfg.prefetch}, shuffled, CRC-32 checked)`;
 }
 
 function localName(cfg: DatasetBenchConfig): string {
@@ -235,66 +240,71 @@ async function localEpoch(f: LocalFile, order: Uint32Array, epochMs: number): Pr
 
 /** The samples back to back in one local file, written and fsynced (not timed). */
 async function writeLocalFile(filePath: string, pattern: Buffer, count: number): Promise<void> {
-  const fh = await open(filePath, 'w');
-  try {
-    let position = 0;
-    for (const s of stampedSamples(pattern, count)) {
-      const { bytesWritten } = await fh.write(s, 0, s.length, position);
-      assert(bytesWritten === s.length, 'local file: whole sample written');
-      position += s.length;
-    }
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
+  // writeFile takes one sample at a time, so the generator may reuse its buffer.
+  await writeFile(filePath, stampedSamples(pattern, count), { flush: true });
 }
 
-/** Packs, lays out locally, and measures every run of one sample size; removes both afterwards. */
-async function measureSampleSize(ctx: BenchContext, b: ClusterBench, io: IoEngine, sampleBytes: number, cfg: DatasetBenchConfig): Promise<Figure> {
-  const count = Math.floor(cfg.datasetBytes / sampleBytes);
-  const totalBytes = count * sampleBytes;
-  const pattern = randomBytes(sampleBytes);
+interface Prepared {
+  /** The packed dataset in flyfs, inside `folder` (which is removed afterwards). */
+  folder: string;
+  dataset: string;
+  /** Chunk size of its shards, as the file system reports it. */
+  chunkBytes: number;
+  local: LocalFile;
+  count: number;
+}
 
-  const dsPath = `/bench-dataset-${sampleBytes}`;
-  const packMs = await timeMs(async () => { await packDataset(b.fs, stampedSamples(pattern, count), dsPath); });
-  ctx.log(`dataset: packed ${count} samples of ${formatBytes(sampleBytes)} into ${dsPath} in ${(packMs / 1000).toFixed(1)} s (${throughputGBps(totalBytes, packMs).toFixed(3)} GB/s)`);
+/** Packs the samples into flyfs and lays them out in a local file (neither timed, the pack rate is logged). */
+async function prepare(ctx: BenchContext, b: ClusterBench, io: IoEngine, sampleBytes: number, cfg: DatasetBenchConfig): Promise<Prepared> {
+  const count = Math.floor(cfg.datasetBytes / sampleBytes);
+  const pattern = randomBytes(sampleBytes);
+  const folder = `/bench-dataset-${sampleBytes}`;
+  const dataset = `${folder}/ds`;
+  await b.fs.mkdir(folder, cfg.chunkSizeBytes === undefined ? {} : { chunkSizeBytes: cfg.chunkSizeBytes });
+  const packMs = await timeMs(async () => { await packDataset(b.fs, stampedSamples(pattern, count), dataset); });
+  const chunkBytes = (await b.fs.stat(`${dataset}/${shardName(0)}`)).blksize;
+  ctx.log(`dataset: packed ${count} samples of ${formatBytes(sampleBytes)} (${formatBytes(chunkBytes)} chunks) in ${(packMs / 1000).toFixed(1)} s (${throughputGBps(count * sampleBytes, packMs).toFixed(3)} GB/s)`);
+
   const localPath = path.join(b.tmp, `dataset-${sampleBytes}.bin`);
   await writeLocalFile(localPath, pattern, count);
-  const local: LocalFile = {
-    io, path: localPath, sampleBytes,
-    buffers: Array.from({ length: Math.min(queueDepth(cfg), count) }, () => io.allocAligned(sampleBytes)!),
-  };
-
-  const flyfs: number[] = [];
-  const baseline: number[] = [];
-  try {
-    // Runs interleave so that each figure and its baseline see the same noise on a shared machine.
-    for (let r = 0; r < ctx.runs; r++) {
-      const seed = cfg.seed + r;
-      const ds = await openDataset(b.fs, dsPath);
-      let f: Pass;
-      try { f = await flyfsEpoch(ds, sampleBytes, seed, cfg); } finally { await ds.close(); }
-      const l = await localEpoch(local, rankOrder(count, { seed, epoch: 0, rank: 0, worldSize: 1 }), cfg.epochMs);
-      for (const [what, p] of [['flyfs', f], ['local', l]] as const) {
-        if (p.bytes < totalBytes) ctx.log(`dataset: ${what} epoch stopped at its ${cfg.epochMs} ms bound after ${formatBytes(p.bytes)} of ${formatBytes(totalBytes)}`);
-      }
-      flyfs.push(passGBps(f));
-      baseline.push(passGBps(l));
-      ctx.log(`dataset: ${formatBytes(sampleBytes)} run ${r + 1}/${ctx.runs} GB/s: flyfs ${flyfs[r]!.toFixed(3)}, local O_DIRECT ${baseline[r]!.toFixed(3)}`);
-    }
-  } finally {
-    await b.fs.rm(dsPath, { recursive: true, force: true });
-    await rm(localPath, { force: true });
-  }
-  return figure(flyfsName(sampleBytes, cfg), unitGBps, measured(flyfs), localName(cfg), measured(baseline));
+  const buffers = Array.from({ length: Math.min(queueDepth(cfg), count) }, () => io.allocAligned(sampleBytes)!);
+  return { folder, dataset, chunkBytes, local: { io, path: localPath, sampleBytes, buffers }, count };
 }
 
-export function datasetTargets(figs: readonly Figure[], cfg: DatasetBenchConfig): TargetVerdict[] {
-  return cfg.sampleSizesBytes.filter((s) => s >= datasetTargetSampleBytesMin).map((s) => {
-    const f = figs.find((x) => x.name === flyfsName(s, cfg));
-    assert(f !== undefined, `figure for ${formatBytes(s)} samples is measured`);
-    return ratioTarget(f, datasetRatioTarget);
-  });
+/** A figure and the sample size it is of. */
+export interface SampleSizeFigure {
+  sampleBytes: number;
+  figure: Figure;
+}
+
+/** Every run of one sample size: a loader epoch, then the local epoch in the same order. */
+async function measureSampleSize(ctx: BenchContext, b: ClusterBench, io: IoEngine, sampleBytes: number, cfg: DatasetBenchConfig): Promise<SampleSizeFigure> {
+  const p = await prepare(ctx, b, io, sampleBytes, cfg);
+  const totalBytes = p.count * sampleBytes;
+  const flyfs: number[] = [];
+  const baseline: number[] = [];
+  // Runs interleave so that each figure and its baseline see the same noise on a shared machine.
+  for (let r = 0; r < ctx.runs; r++) {
+    const seed = cfg.seed + r;
+    const ds = await openDataset(b.fs, p.dataset);
+    let f: Pass;
+    try { f = await flyfsEpoch(ds, sampleBytes, seed, cfg); } finally { await ds.close(); }
+    const l = await localEpoch(p.local, rankOrder(p.count, { seed, epoch: 0, rank: 0, worldSize: 1 }), cfg.epochMs);
+    for (const [what, pass] of [['flyfs', f], ['local', l]] as const) {
+      if (pass.bytes < totalBytes) ctx.log(`dataset: ${what} epoch stopped at its ${cfg.epochMs} ms bound after ${formatBytes(pass.bytes)} of ${formatBytes(totalBytes)}`);
+    }
+    flyfs.push(passGBps(f));
+    baseline.push(passGBps(l));
+    ctx.log(`dataset: ${formatBytes(sampleBytes)} run ${r + 1}/${ctx.runs} GB/s: flyfs ${flyfs[r]!.toFixed(3)}, local O_DIRECT ${baseline[r]!.toFixed(3)}`);
+  }
+  // Done with this size: its disk space goes back before the next one is packed.
+  await b.fs.rm(p.folder, { recursive: true, force: true });
+  await rm(p.local.path, { force: true });
+  return { sampleBytes, figure: figure(flyfsName(sampleBytes, p.chunkBytes, cfg), unitGBps, measured(flyfs), localName(cfg), measured(baseline)) };
+}
+
+export function datasetTargets(sizes: readonly SampleSizeFigure[]): TargetVerdict[] {
+  return sizes.filter((s) => s.sampleBytes >= datasetTargetSampleBytesMin).map((s) => ratioTarget(s.figure, datasetRatioTarget));
 }
 
 /** The dataset benchmark with an explicit configuration (tests use a tiny one). */
@@ -310,10 +320,10 @@ export async function runDatasetBench(ctx: BenchContext, cfg: DatasetBenchConfig
       throw new Error('the local baseline reads through the io_uring addon (build/Release/flyfs_io.node), which is unavailable', { cause: err });
     }
     b.defer('io_uring engine', () => io.shutdown());
-    const out: Figure[] = [];
-    for (const s of cfg.sampleSizesBytes) out.push(await measureSampleSize(ctx, b, io, s, cfg));
-    logTargets(ctx, 'dataset', datasetTargets(out, cfg));
-    return out;
+    const sizes: SampleSizeFigure[] = [];
+    for (const s of cfg.sampleSizesBytes) sizes.push(await measureSampleSize(ctx, b, io, s, cfg));
+    logTargets(ctx, 'dataset', datasetTargets(sizes));
+    return sizes.map((s) => s.figure);
   });
 }
 

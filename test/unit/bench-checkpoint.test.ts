@@ -15,7 +15,7 @@ const tiny: CheckpointBenchConfig = {
 
 describe('checkpoint benchmark', () => {
   it('is registered', () => {
-    expect(defaultRegistry().get('checkpoint')?.defaultSizeBytes).toBe(4 * 1024 ** 3);
+    expect(defaultRegistry().get('checkpoint')?.defaultSizeBytes).toBe(1024 ** 3);
   });
 
   it('saves and loads a checkpoint against a sequential write and read of one file', { timeout: 60_000 }, async () => {
