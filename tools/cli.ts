@@ -32,6 +32,11 @@ datasets
                          pack a folder of sample files (local, or flyfs:/DIR) into a packed dataset
   dataset info PATH [--json]
 
+preprocessing
+  job run FILE --job-dir DIR [--workers N] [--retries R]
+                         run a job (FILE: plan .json, or a module exporting a DataFrame)
+  job resume --job-dir DIR [--workers N]
+
 kv cache
   kv stats [--json]      kv ls [NAMESPACE] [--limit N]
   kv evict [NAMESPACE] [--target-bytes N]     kv rm NAMESPACE --token T KEY...
@@ -70,6 +75,10 @@ const commands: Record<string, Command> = {
     const { runKvServiceCli } = await import('../kvcache/main.js');
     await runKvServiceCli(argv);
     return -1;
+  },
+  job: async (argv) => {
+    const { jobCommand } = await import('./commands/job.js');
+    return jobCommand(argv);
   },
   kv: async (argv) => {
     const { kvCommand } = await import('./commands/kv.js');
