@@ -36,6 +36,8 @@ preprocessing
   job run FILE --job-dir DIR [--workers N] [--retries R]
                          run a job (FILE: plan .json, or a module exporting a DataFrame)
   job resume --job-dir DIR [--workers N]
+  sort gen --size 10GiB --out DIR | sort run --in DIR --out DIR --job-dir DIR [--partitions N] [--workers N]
+  sort validate --out DIR [--in DIR]   GraySort: gensort records, shuffle + sort as a job, valsort-like check
 
 kv cache
   kv stats [--json]      kv ls [NAMESPACE] [--limit N]
@@ -79,6 +81,10 @@ const commands: Record<string, Command> = {
   job: async (argv) => {
     const { jobCommand } = await import('./commands/job.js');
     return jobCommand(argv);
+  },
+  sort: async (argv) => {
+    const { sortCommand } = await import('./commands/sort.js');
+    return sortCommand(argv);
   },
   kv: async (argv) => {
     const { kvCommand } = await import('./commands/kv.js');

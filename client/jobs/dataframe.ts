@@ -25,9 +25,12 @@ export class DataFrame {
   }
 
   /** Hash (`hashBy` columns), by a column holding the partition number (`by`), or by row ranges (`byRows`). */
-  repartition(n: number, o: { hashBy?: string | readonly string[]; by?: string; byRows?: boolean }): DataFrame {
+  repartition(n: number, o: { hashBy?: string | readonly string[]; by?: string; byRows?: boolean; keyRange?: boolean }): DataFrame {
     const hashBy = typeof o.hashBy === 'string' ? [o.hashBy] : o.hashBy;
-    return this.then({ kind: 'repartition', n, ...(hashBy === undefined ? {} : { hashBy: [...hashBy] }), ...(o.by === undefined ? {} : { by: o.by }), ...(o.byRows ? { byRows: true } : {}) });
+    return this.then({
+      kind: 'repartition', n, ...(hashBy === undefined ? {} : { hashBy: [...hashBy] }), ...(o.by === undefined ? {} : { by: o.by }),
+      ...(o.byRows ? { byRows: true } : {}), ...(o.keyRange ? { keyRange: true } : {}),
+    });
   }
 
   /** SQL over each partition; `{0}` is the partition. */
@@ -42,6 +45,12 @@ export class DataFrame {
   filter(condition: string): DataFrame { return this.partialSql(`SELECT * FROM {0} WHERE ${condition}`); }
 
   writeParquet(dir: string): DataFrame { return this.then({ kind: 'write', dir }); }
+
+  /** Sorts gensort records by key within each partition (after a keyRange repartition: globally). */
+  sortRecords(): DataFrame { return this.then({ kind: 'sortRecords' }); }
+
+  /** Writes the partitions as they are (gensort records stay records). */
+  write(dir: string): DataFrame { return this.then({ kind: 'write', dir }); }
 
   plan(): Plan { return checkPlan({ format: 'flyfs-job', version: 1, stages: this.stages }); }
 
@@ -88,6 +97,13 @@ function read(format: InputFormat, glob: string): DataFrame { return new DataFra
 export const readParquet = (glob: string): DataFrame => read('parquet', glob);
 export const readCsv = (glob: string): DataFrame => read('csv', glob);
 export const readJson = (glob: string): DataFrame => read('json', glob);
+/** gensort's binary 100-byte records (GraySort). */
+export const readGensort = (glob: string): DataFrame => read('gensort', glob);
+
+/** GraySort as a job: shuffle by key range into `partitions`, sort each, write in order. */
+export function graySort(inputGlob: string, outDir: string, partitions: number): DataFrame {
+  return readGensort(inputGlob).repartition(partitions, { keyRange: true }).sortRecords().write(outDir);
+}
 /** smallpond's spellings. */
 export const read_parquet = readParquet;
 export const read_csv = readCsv;

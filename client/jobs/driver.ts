@@ -106,7 +106,7 @@ export async function runJob(fs: FileSystem, planInput: Plan, o: RunJobOptions):
         if (name.includes('.attempt-')) await fs.rm(`${stageDir(jobDir, s)}/${name}`, { recursive: true, force: true });
       }
       stages.push({ stage: s, op, tasks: tasks.length, resumed, rows: manifests.reduce((n, m) => n + m.rows, 0), retries: stageRetries, ms: Date.now() - t0 });
-      before = tasks.map((t, k) => ({ partition: t.partition, files: manifests[k]!.files.map((f) => ({ path: `${taskDir(jobDir, s, t.partition)}/${f}`, format: 'parquet' as const })) }));
+      before = tasks.map((t, k) => ({ partition: t.partition, files: manifests[k]!.files.map((f) => ({ path: `${taskDir(jobDir, s, t.partition)}/${f}`, format: manifests[k]!.format ?? 'parquet' })) }));
     }
   } catch (err) {
     await log({ kind: 'job', state: 'failed', message: (err as Error).message });

@@ -14,6 +14,7 @@ export function readerOf(format: InputFormat, paths: readonly string[]): string 
     case 'parquet': return `read_parquet(${list})`;
     case 'csv': return `read_csv(${list}, header = true, auto_detect = true)`;
     case 'json': return `read_json_auto(${list})`;
+    case 'gensort': throw new Error('assertion failed: gensort records are not read by DuckDB');
   }
 }
 

@@ -5,12 +5,15 @@
 // partition j is all the pieces j). `compile` turns a plan and the input files into tasks.
 import { flyfsError } from '../../common/errors.js';
 
-export type InputFormat = 'parquet' | 'csv' | 'json';
+/** Table formats DuckDB reads, and gensort's binary 100-byte records (GraySort, graysort.ts). */
+export type InputFormat = 'parquet' | 'csv' | 'json' | 'gensort';
 
 export type Stage =
   | { readonly kind: 'read'; readonly format: InputFormat; readonly glob: string }
   | { readonly kind: 'sql'; readonly query: string }
-  | { readonly kind: 'repartition'; readonly n: number; readonly hashBy?: readonly string[]; readonly by?: string; readonly byRows?: boolean }
+  | { readonly kind: 'repartition'; readonly n: number; readonly hashBy?: readonly string[]; readonly by?: string; readonly byRows?: boolean; readonly keyRange?: boolean }
+  /** Sorts gensort records by key, per partition. */
+  | { readonly kind: 'sortRecords' }
   | { readonly kind: 'write'; readonly dir: string };
 
 export interface Plan {
@@ -54,7 +57,7 @@ export function checkPlan(p: unknown): Plan {
     if ((i === 0) !== (s.kind === 'read')) bad('the first stage, and only it, reads');
     switch (s.kind) {
       case 'read':
-        if (!['parquet', 'csv', 'json'].includes(s.format)) bad(`stage ${i}: format ${String(s.format)}`);
+        if (!['parquet', 'csv', 'json', 'gensort'].includes(s.format)) bad(`stage ${i}: format ${String(s.format)}`);
         if (typeof s.glob !== 'string' || !s.glob.startsWith('/')) bad(`stage ${i}: an absolute flyfs glob`);
         break;
       case 'sql':
@@ -62,12 +65,14 @@ export function checkPlan(p: unknown): Plan {
         break;
       case 'repartition': {
         if (!Number.isSafeInteger(s.n) || s.n < 1 || s.n > jobLimits.partitionsMax) bad(`stage ${i}: n must be 1..${jobLimits.partitionsMax}`);
-        const ways = [s.hashBy !== undefined, s.by !== undefined, s.byRows === true].filter(Boolean).length;
-        if (ways !== 1) bad(`stage ${i}: exactly one of hashBy, by, byRows`);
+        const ways = [s.hashBy !== undefined, s.by !== undefined, s.byRows === true, s.keyRange === true].filter(Boolean).length;
+        if (ways !== 1) bad(`stage ${i}: exactly one of hashBy, by, byRows, keyRange`);
         if (s.hashBy !== undefined && (!Array.isArray(s.hashBy) || s.hashBy.length === 0 || !s.hashBy.every((c: unknown) => typeof c === 'string' && columnName.test(c)))) bad(`stage ${i}: hashBy names columns`);
         if (s.by !== undefined && (typeof s.by !== 'string' || !columnName.test(s.by))) bad(`stage ${i}: by names a column`);
         break;
       }
+      case 'sortRecords':
+        break;
       case 'write':
         if (i !== plan.stages!.length - 1) bad('write is the last stage');
         if (typeof s.dir !== 'string' || !s.dir.startsWith('/')) bad(`stage ${i}: an absolute flyfs folder`);
@@ -82,10 +87,12 @@ export function checkPlan(p: unknown): Plan {
 export function stageDir(jobDir: string, stage: number): string { return `${jobDir}/stages/${String(stage).padStart(3, '0')}`; }
 export function taskDir(jobDir: string, stage: number, partition: number): string { return `${stageDir(jobDir, stage)}/${String(partition).padStart(5, '0')}`; }
 export const taskManifest = 'manifest.json';
-export function pieceName(partition: number): string { return `part-${String(partition).padStart(5, '0')}.parquet`; }
+export function pieceName(partition: number, format: InputFormat = 'parquet'): string {
+  return `part-${String(partition).padStart(5, '0')}.${format === 'gensort' ? 'gensort' : 'parquet'}`;
+}
 
 /** What a finished task published: its files (relative to its folder) and rows. */
-export interface TaskManifest { readonly task: string; readonly files: readonly string[]; readonly rows: number; readonly attempt: number; readonly ms: number }
+export interface TaskManifest { readonly task: string; readonly files: readonly string[]; readonly format: InputFormat; readonly rows: number; readonly attempt: number; readonly ms: number }
 
 /** Partitions a stage produces, given how many its input has. */
 function partitionsOut(stage: Stage, inputs: number): number {
@@ -102,7 +109,7 @@ export function tasksOf(plan: Plan, jobDir: string, s: number, before: ReadonlyA
   if (stage.kind === 'read') throw new Error('assertion failed: the read stage has no tasks');
   const prev = plan.stages[s - 1]!;
   const inputsOf = (p: number): TaskInput[] => {
-    if (prev.kind === 'repartition') return before.flatMap((t) => t.files.filter((f) => f.path.endsWith('/' + pieceName(p))));
+    if (prev.kind === 'repartition') return before.flatMap((t) => t.files.filter((f) => f.path.slice(f.path.lastIndexOf('/') + 1).startsWith(`part-${String(p).padStart(5, '0')}.`)));
     return [...(before.find((t) => t.partition === p)?.files ?? [])];
   };
   const n = prev.kind === 'repartition' ? prev.n : before.length;

@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { pathExists } from '../exists.js';
 import type { FileSystem } from '../fs.js';
 import { openDuck, quoteIdent, quoteString, readerOf, scalar } from './duck.js';
-import { pieceName, taskManifest, type Task, type TaskManifest } from './plan.js';
+import { partitionRecords, recordBytes, sortRecords } from './graysort.js';
+import { pieceName, taskManifest, type InputFormat, type Task, type TaskManifest } from './plan.js';
 
 /** Inputs staged at once by one task. */
 const stagingInflight = 8;
@@ -60,12 +61,12 @@ export async function runTask(fs: FileSystem, task: Task, attempt: number): Prom
         await writeFile(local[k]!, bytes);
       }
     }));
-    const outputs = await runSql(task, local, outDir);
+    const outputs = task.inputs[0]?.format === 'gensort' || task.op.kind === 'sortRecords' ? await runRecords(task, local, outDir) : await runSql(task, local, outDir);
     // Upload into a fresh attempt folder, then publish it whole.
     const attemptDir = `${task.outputDir}.attempt-${attempt}-${randomUUID().slice(0, 8)}`;
     await fs.mkdir(attemptDir, { recursive: true });
     for (const name of outputs.files) await fs.writeFile(`${attemptDir}/${name}`, await readFile(join(outDir, name)));
-    const manifest: TaskManifest = { task: task.id, files: outputs.files, rows: outputs.rows, attempt, ms: Date.now() - started };
+    const manifest: TaskManifest = { task: task.id, files: outputs.files, format: outputs.format, rows: outputs.rows, attempt, ms: Date.now() - started };
     await fs.writeFile(`${attemptDir}/${taskManifest}`, JSON.stringify(manifest));
     try {
       await fs.rename(attemptDir, task.outputDir);
@@ -87,8 +88,37 @@ async function readManifest(fs: FileSystem, task: Task): Promise<TaskManifest> {
 }
 
 /** Runs the task's SQL over its staged inputs; the files it wrote to outDir and the rows. */
-async function runSql(task: Task, inputs: readonly string[], outDir: string): Promise<{ files: string[]; rows: number }> {
-  if (inputs.length === 0) return { files: [], rows: 0 };
+type Outputs = { files: string[]; rows: number; format: InputFormat };
+
+/** gensort records: split by key range, sort, or copy — in this process, no SQL. */
+async function runRecords(task: Task, inputs: readonly string[], outDir: string): Promise<Outputs> {
+  const op = task.op;
+  if (inputs.length === 0) return { files: [], rows: 0, format: 'gensort' };
+  if (task.inputs.some((i) => i.format !== 'gensort')) throw new TaskInputError(`task ${task.id}: sortRecords needs gensort records, not ${task.inputs[0]!.format}`);
+  const what = `task ${task.id} input`;
+  const all = Buffer.concat(await Promise.all(inputs.map((p) => readFile(p))));
+  if (all.length % recordBytes !== 0) throw new TaskInputError(`task ${task.id}: its inputs (${task.inputs.map((i) => i.path).join(', ')}) are not whole ${recordBytes}-byte records`, task.inputs[0]!.path);
+  const rows = all.length / recordBytes;
+  if (op.kind === 'repartition') {
+    if (op.keyRange !== true) throw new TaskInputError(`task ${task.id}: gensort records repartition by keyRange only`);
+    const files: string[] = [];
+    const pieces = partitionRecords(all, op.n, what);
+    for (const [p, piece] of pieces.entries()) {
+      if (piece.length === 0) continue;
+      const name = pieceName(p, 'gensort');
+      await writeFile(join(outDir, name), piece);
+      files.push(name);
+    }
+    return { files, rows, format: 'gensort' };
+  }
+  if (op.kind === 'sql') throw new TaskInputError(`task ${task.id}: SQL over gensort records is not supported`);
+  const name = pieceName(task.partition, 'gensort');
+  await writeFile(join(outDir, name), op.kind === 'sortRecords' ? sortRecords(all, what) : all);
+  return { files: [name], rows, format: 'gensort' };
+}
+
+async function runSql(task: Task, inputs: readonly string[], outDir: string): Promise<Outputs> {
+  if (inputs.length === 0) return { files: [], rows: 0, format: 'parquet' };
   const format = task.inputs[0]!.format;
   const duck = await openDuck();
   const q = (s: string): string => quoteString(s);
@@ -107,9 +137,11 @@ async function runSql(task: Task, inputs: readonly string[], outDir: string): Pr
       const query = op.kind === 'sql' ? op.query.replaceAll('{0}', 't0') : 'SELECT * FROM t0';
       const name = pieceName(task.partition);
       await sql(op.kind === 'sql' ? `SQL '${op.query}'` : 'write', () => duck.conn.run(`COPY (${query}) TO ${q(join(outDir, name))} (FORMAT parquet)`));
-      return { files: [name], rows: await scalar(duck.conn, `SELECT count(*) FROM read_parquet(${q(join(outDir, name))})`) };
+      return { files: [name], rows: await scalar(duck.conn, `SELECT count(*) FROM read_parquet(${q(join(outDir, name))})`), format: 'parquet' };
     }
     // Repartition: every row gets its output partition, then one piece per non-empty partition.
+    if (op.kind !== 'repartition') throw new Error('assertion failed: a repartition');
+    if (op.keyRange === true) throw new TaskInputError(`task ${task.id}: keyRange repartitions gensort records; these inputs are ${format}`);
     const part = op.hashBy !== undefined
       ? `(hash(${op.hashBy.map(quoteIdent).join(', ')}) % ${op.n})`
       : op.by !== undefined
@@ -127,7 +159,7 @@ async function runSql(task: Task, inputs: readonly string[], outDir: string): Pr
       files.push(name);
       rows += Number(c);
     }
-    return { files, rows };
+    return { files, rows, format: 'parquet' };
   } finally {
     duck.close();
   }
