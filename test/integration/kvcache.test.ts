@@ -212,6 +212,23 @@ describe('kv cache', () => {
     expect(st.namespaces[0]!.usedBytes).toBeLessThanOrEqual(13 * pb);
   });
 
+  it('TTL: pages older than their namespace's TTL go, pinned ones stay', async () => {
+    const { token } = await ns('ttl', { ttlMs: 800 });
+    const kv = await open('ttl', token);
+    const a = tokensFor(41, 2);
+    await kv.putPages(a, [pageData(1), pageData(2)]);
+    const keys = kv.keysOf(a);
+    await kv.pin([keys[1]!], Date.now() + 60_000);
+    expect((await kv.lookup(keys)).loadable).toBe(2);
+    // Past the TTL and the lease the lookup granted, the unpinned page is gone, the pinned one stays.
+    await new Promise((r) => setTimeout(r, leaseMs + 900));
+    expect((await kv.lookup([keys[0]!])).loadable).toBe(0);
+    expect((await kv.lookup([keys[1]!])).loadable).toBe(1);
+    const st = await kv.stats() as { counters: { expired: number }; namespaces: Array<{ pages: number }> };
+    expect(st.counters.expired).toBeGreaterThanOrEqual(1);
+    expect(st.namespaces[0]!.pages).toBe(1);
+  });
+
   it('capacity: filling past the high watermark brings usage under the low watermark, least recently used first', async () => {
     const { token } = await ns('fill');
     const kv = await open('fill', token);
