@@ -99,6 +99,8 @@ export class ChainCore<P> {
   private started = false;
   private nextCandidacyMs: number;
   private upstreamAckDue = false;
+  /** The tail of a chain of 3 or more tells the head of new commits directly (one hop, not n−1). */
+  private headNoticeDue = false;
   private snapshotFetchMs = Number.NEGATIVE_INFINITY;
   private role: Role = 'none';
 
@@ -233,6 +235,7 @@ export class ChainCore<P> {
   drain(): Ready<P> {
     this.sendAppends();
     if (this.upstreamAckDue) this.ackUpstream();
+    if (this.headNoticeDue) this.noticeHead();
     const ready: Ready<P> = { writes: this.writes, commits: this.commits, messages: this.messages, effects: this.effects };
     this.writes = []; this.commits = []; this.messages = []; this.effects = [];
     return ready;
@@ -524,6 +527,7 @@ export class ChainCore<P> {
     this.commitIndex = through;
     this.writes.push({ kind: 'commit', index: through });
     this.upstreamAckDue = this.position() !== 0;
+    if (this.isTail() && this.config.chain.length >= 3) this.headNoticeDue = true;
     this.compact();
   }
 
@@ -596,10 +600,26 @@ export class ChainCore<P> {
     this.send(up, { kind: 'appendAck', ok: true, matchIndex: this.validThrough, hint: this.validThrough, commitIndex: this.commitIndex });
   }
 
+  /**
+   * The commit notice: an acknowledgement from the tail straight to the head. Whatever the tail
+   * committed is on every member of the chain, and the head holds those entries (its log is
+   * where they came from), so it may apply them without waiting for the acks to walk back.
+   */
+  private noticeHead(): void {
+    this.headNoticeDue = false;
+    const head = this.config.chain[0];
+    if (head === undefined || head === this.o.self) return;
+    this.send(head, { kind: 'appendAck', ok: true, matchIndex: this.validThrough, hint: this.validThrough, commitIndex: this.commitIndex });
+  }
+
   private onAppendAck(m: MessageOf<'appendAck', P>): void {
     if (m.config.epoch !== this.config.epoch) return;
     const f = this.forwarders.get(m.from);
-    if (f === undefined) return;
+    if (f === undefined) {
+      const chain = this.config.chain;
+      if (m.ok && this.position() === 0 && chain.length >= 3 && m.from === chain[chain.length - 1]) this.commitThrough(m.commitIndex, true);
+      return;
+    }
     if (m.ok) {
       f.matchIndex = Math.max(f.matchIndex, m.matchIndex);
       f.nextIndex = Math.max(f.nextIndex, f.matchIndex + 1);
