@@ -21,6 +21,7 @@ import {
 
 export type { Benchmark, BenchContext, Figure } from './harness.js';
 
+const MiB = 1024 ** 2;
 const GiB = 1024 ** 3;
 
 /**
@@ -63,7 +64,7 @@ export function defaultRegistry(): BenchmarkRegistry {
     lazyBenchmark(
       {
         name: 'dataset',
-        description: 'one shuffled epoch of packed datasets of 256 KiB and 1 MiB samples through the loader (1 GiB each); baseline: the same reads from one local file, O_DIRECT io_uring',
+        description: 'one shuffled epoch of packed datasets of 4 KiB-4 MiB and mixed samples through the loader (at most 1 GiB and 16 Ki samples each), GB/s and samples/s; baseline: the same reads from one local file, O_DIRECT io_uring',
         defaultSizeBytes: 1 * GiB,
       },
       async () => (await import('./dataset.js')).runDataset,
@@ -73,10 +74,29 @@ export function defaultRegistry(): BenchmarkRegistry {
       {
         name: 'checkpoint',
         description: 'save and load a 1 GiB checkpoint of 64 tensors (saveCheckpoint, loadCheckpoint); baselines: sequential flyfs write and read of one file of the same bytes',
-        // The 4 GiB: about 6 minutes a run at the 0.02–0.05 GB/s writes reach on chains of 3 on 2 cores.
+        // The 4 GiB: about 2.5 minutes a run (save, sequential write, load, read) at the
+        // 0.06–0.08 GB/s writes reach on chains of 3 on 2 cores, over 8 minutes for 3 runs.
         defaultSizeBytes: 1 * GiB,
       },
       async () => (await import('./checkpoint.js')).runCheckpoint,
+    ),
+  ).register(
+    lazyBenchmark(
+      {
+        name: 'kv',
+        description: 'KV cache: getPages of 64 KiB and 1 MiB pages, lookupPrefix of 1000-page prefixes, gatherTokens of top-2048 of 128K tokens; baselines: redis-server GET/EXISTS (started by the bench), layer-block reads, one contiguous read',
+        defaultSizeBytes: 512 * MiB,
+      },
+      async () => (await import('./kv.js')).runKv,
+    ),
+  ).register(
+    lazyBenchmark(
+      {
+        name: 'sort',
+        description: 'GraySort of gensort records through flyfs (2 workers, chains of 3) and a 3-stage SQL job; baselines: DuckDB ORDER BY of the same records and the same SQL, in one local process',
+        defaultSizeBytes: 8 * GiB,
+      },
+      async () => (await import('./sort.js')).runSort,
     ),
   );
 }

@@ -39,7 +39,7 @@ export interface IoEngine {
   /** fdatasync when `dataOnly`, else fsync. */
   sync(fd: number, dataOnly: boolean): Promise<void>;
   close(fd: number): Promise<void>;
-  /** Zeroed memory aligned for O_DIRECT; undefined where the engine cannot give it. */
+  /** Memory aligned for O_DIRECT (not zeroed: read into it, use what was read); undefined where the engine cannot give it. */
   allocAligned(bytes: number): Buffer | undefined;
   /** Requests in the kernel or waiting for it. */
   inflight(): number;

@@ -431,7 +431,8 @@ Napi::Value AllocAligned(const Napi::CallbackInfo& info) {
   void* mem = nullptr;
   int err = posix_memalign(&mem, alignment, bytes == 0 ? alignment : bytes);
   if (err != 0) throw ErrnoError(env, err, "posix_memalign");
-  std::memset(mem, 0, bytes);
+  // Not zeroed: callers read into it and use only what was read (zeroing a 4 MiB read buffer
+  // cost more than the read it was for: BENCHMARKS.md, dataset).
   Napi::MemoryManagement::AdjustExternalMemory(env, static_cast<int64_t>(bytes));
   return Napi::Buffer<uint8_t>::New(env, static_cast<uint8_t*>(mem), bytes, [bytes](Napi::Env e, uint8_t* p) {
     std::free(p);
