@@ -40,9 +40,10 @@ describe('flyfs CLI against flyfs up', () => {
     up = startUp(dir);
     await up.ready;
     expect(Date.now() - started).toBeLessThan(30_000);
-    const state = JSON.parse(await readFile(join(dir, 'flyfs-data', 'cluster.json'), 'utf8')) as { nodes: Array<{ pid: number }> };
+    const state = JSON.parse(await readFile(join(dir, 'flyfs-data', 'cluster.json'), 'utf8')) as { nodes: Array<{ pid: number; role: string }> };
     pids = state.nodes.map((n) => n.pid);
-    expect(pids.length).toBe(6);
+    // 3 metaservers, 3 storage servers and the kvcache service.
+    expect(state.nodes.map((n) => n.role).sort()).toEqual(['kvcache', 'metaserver', 'metaserver', 'metaserver', 'storageserver', 'storageserver', 'storageserver']);
   });
 
   afterAll(async () => {
@@ -91,6 +92,15 @@ describe('flyfs CLI against flyfs up', () => {
     }
     expect(s.nodes.filter((n) => n.role === 'storageserver').every((n) => n.state === 'alive')).toBe(true);
     expect(s.targets.length).toBe(6);
+  });
+
+  it('kv stats and ls find the kvcache service and its admin token through the state file', async () => {
+    const { stdout } = await flyfs(['kv', 'stats', '--json'], dir);
+    const st = JSON.parse(stdout) as { namespaces: unknown[]; capacityBytes: number };
+    expect(st.namespaces).toEqual([]);
+    expect(st.capacityBytes).toBeGreaterThan(0);
+    expect((await flyfs(['kv', 'ls'], dir)).stdout).toBe('');
+    await expect(flyfs(['kv', 'stats', '--admin-token', 'wrong'], dir)).rejects.toMatchObject({ stderr: expect.stringMatching(/bad admin token/) });
   });
 
   it('admin lists chains and targets, takes a target offline and lets it come back', async () => {

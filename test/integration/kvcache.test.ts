@@ -212,7 +212,7 @@ describe('kv cache', () => {
     expect(st.namespaces[0]!.usedBytes).toBeLessThanOrEqual(13 * pb);
   });
 
-  it('TTL: pages older than their namespace's TTL go, pinned ones stay', async () => {
+  it('TTL: pages older than the namespace TTL go, pinned ones stay', async () => {
     const { token } = await ns('ttl', { ttlMs: 800 });
     const kv = await open('ttl', token);
     const a = tokensFor(41, 2);
