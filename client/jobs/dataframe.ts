@@ -72,12 +72,21 @@ export class DataFrame {
     const duck = await openDuck();
     try {
       const out: Array<Record<string, unknown>> = [];
-      const dir = `${o.jobDir.replace(/\/+$/, '')}/stages/${String(last).padStart(3, '0')}`;
-      for (const name of (await fs.readdir(dir)).filter((x) => /^\d{5}$/.test(x)).sort()) {
+      // A written result is in its output folder; any other in the last stage's task folders.
+      const end = df.stages[last]!;
+      const files = end.kind === 'write'
+        ? (await fs.readdir(end.dir)).filter((x) => x.endsWith('.parquet')).sort().map((x) => `${end.dir.replace(/\/+$/, '')}/${x}`)
+        : (await fs.readdir(`${o.jobDir.replace(/\/+$/, '')}/stages/${String(last).padStart(3, '0')}`)).filter((x) => /^\d{5}$/.test(x)).sort()
+          .map((x) => `${o.jobDir.replace(/\/+$/, '')}/stages/${String(last).padStart(3, '0')}/${x}/${pieceName(Number(x))}`);
+      for (const [k, path] of files.entries()) {
         if (out.length >= n) break;
-        const path = `${dir}/${name}/${pieceName(Number(name))}`;
+        const name = String(k).padStart(5, '0');
         let bytes: Buffer;
-        try { bytes = await fs.readFile(path) as Buffer; } catch { continue; }
+        try { bytes = await fs.readFile(path) as Buffer; } catch (err) {
+          // A partition that got no rows wrote no file.
+          if ((err as { code?: string }).code === 'ENOENT') continue;
+          throw err;
+        }
         const local = join(scratch, `${name}.parquet`);
         await writeFile(local, bytes);
         if (await scalar(duck.conn, `SELECT count(*) FROM read_parquet(${quoteString(local)})`) === 0) continue;

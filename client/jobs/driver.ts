@@ -114,20 +114,25 @@ export async function runJob(fs: FileSystem, planInput: Plan, o: RunJobOptions):
   } finally {
     await pool.close();
   }
-  // The write stage's outputs, published whole: a folder beside the target renamed into place.
+  // The write stage's outputs, published whole: its files are moved (renamed, not copied) into a
+  // folder beside the target, which is then renamed into place. A driver that dies midway finds
+  // each file either still in its task's folder or already in the staging folder, and goes on.
   const last = plan.stages[plan.stages.length - 1]!;
   let output: string | undefined;
   if (last.kind === 'write') {
     output = last.dir.replace(/\/+$/, '');
     if (!(await pathExists(fs, output))) {
       const staging = `${output}.publishing`;
-      await fs.rm(staging, { recursive: true, force: true });
       await fs.mkdir(staging, { recursive: true });
       const s = plan.stages.length - 1;
       for (const name of await fs.readdir(stageDir(jobDir, s))) {
         if (!/^\d{5}$/.test(name)) continue;
         const m = JSON.parse(await fs.readFile(`${stageDir(jobDir, s)}/${name}/${taskManifest}`, 'utf8') as string) as TaskManifest;
-        for (const f of m.files) await fs.copyFile(`${stageDir(jobDir, s)}/${name}/${f}`, `${staging}/${f}`);
+        for (const f of m.files) {
+          const from = `${stageDir(jobDir, s)}/${name}/${f}`;
+          if (await pathExists(fs, from)) await fs.rename(from, `${staging}/${f}`);
+          else if (!(await pathExists(fs, `${staging}/${f}`))) throw flyfsError('FLYFS_ERR_NOT_FOUND', `output ${f} of task ${m.task} is in neither ${from} nor ${staging}`, { path: from });
+        }
       }
       await fs.rename(staging, output);
     }

@@ -15,9 +15,13 @@ export type FromWorker =
 export async function runWorker(cluster: string): Promise<void> {
   if (process.send === undefined) throw new Error('a job worker runs as a child of its driver (IPC)');
   const send = (m: FromWorker): void => { process.send?.(m); };
+  // The driver is gone: stop at once, mid-task or not (also while still starting). The attempt
+  // never published; its scratch folder is swept by the next worker on this host, its attempt
+  // folder in flyfs when its stage completes.
+  process.on('disconnect', () => process.exit(0));
   await sweepScratch();
   const fs = await connect(cluster, { deadlineMs: 60_000 });
-  process.on('disconnect', () => { void fs.close().finally(() => process.exit(0)); });
+  if (!process.connected) process.exit(0);
   let queue = Promise.resolve();
   process.on('message', (m: ToWorker) => {
     if (m?.type !== 'task') return;
