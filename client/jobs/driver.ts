@@ -77,10 +77,20 @@ export async function runJob(fs: FileSystem, planInput: Plan, o: RunJobOptions):
 
   const pool = new WorkerPool(o, emit);
   const stages: StageSummary[] = [];
+  let publishFrom: Array<{ partition: number; files: TaskInput[] }> = [];
   try {
     let before: Array<{ partition: number; files: TaskInput[] }> = inputs.map((f, p) => ({ partition: p, files: [f] }));
+    publishFrom = before;
     for (let s = 1; s < plan.stages.length; s++) {
       const t0 = Date.now();
+      const kind = plan.stages[s]!.kind;
+      const prevKind = plan.stages[s - 1]!.kind;
+      if (kind === 'write' && (prevKind === 'sql' || prevKind === 'sortRecords')) {
+        // One file per partition already, in the output's format: the publish below moves those
+        // files into place; a write task would only copy them once more.
+        stages.push({ stage: s, op: kind, tasks: 0, resumed: 0, rows: stages[stages.length - 1]?.rows ?? 0, retries: 0, ms: 0 });
+        break;
+      }
       const tasks = tasksOf(plan, jobDir, s, before);
       await fs.mkdir(stageDir(jobDir, s), { recursive: true });
       const manifests: TaskManifest[] = new Array(tasks.length);
@@ -107,6 +117,7 @@ export async function runJob(fs: FileSystem, planInput: Plan, o: RunJobOptions):
       }
       stages.push({ stage: s, op, tasks: tasks.length, resumed, rows: manifests.reduce((n, m) => n + m.rows, 0), retries: stageRetries, ms: Date.now() - t0 });
       before = tasks.map((t, k) => ({ partition: t.partition, files: manifests[k]!.files.map((f) => ({ path: `${taskDir(jobDir, s, t.partition)}/${f}`, format: manifests[k]!.format ?? 'parquet' })) }));
+      publishFrom = before;
     }
   } catch (err) {
     await log({ kind: 'job', state: 'failed', message: (err as Error).message });
@@ -124,14 +135,13 @@ export async function runJob(fs: FileSystem, planInput: Plan, o: RunJobOptions):
     if (!(await pathExists(fs, output))) {
       const staging = `${output}.publishing`;
       await fs.mkdir(staging, { recursive: true });
-      const s = plan.stages.length - 1;
-      for (const name of await fs.readdir(stageDir(jobDir, s))) {
-        if (!/^\d{5}$/.test(name)) continue;
-        const m = JSON.parse(await fs.readFile(`${stageDir(jobDir, s)}/${name}/${taskManifest}`, 'utf8') as string) as TaskManifest;
-        for (const f of m.files) {
-          const from = `${stageDir(jobDir, s)}/${name}/${f}`;
-          if (await pathExists(fs, from)) await fs.rename(from, `${staging}/${f}`);
-          else if (!(await pathExists(fs, `${staging}/${f}`))) throw flyfsError('FLYFS_ERR_NOT_FOUND', `output ${f} of task ${m.task} is in neither ${from} nor ${staging}`, { path: from });
+      // The last tasks' outputs: the write stage's, or the stage before it when that one
+      // already wrote one file per partition.
+      for (const part of publishFrom) {
+        for (const f of part.files) {
+          const name = f.path.slice(f.path.lastIndexOf('/') + 1);
+          if (await pathExists(fs, f.path)) await fs.rename(f.path, `${staging}/${name}`);
+          else if (!(await pathExists(fs, `${staging}/${name}`))) throw flyfsError('FLYFS_ERR_NOT_FOUND', `output ${name} is in neither ${f.path} nor ${staging}`, { path: f.path });
         }
       }
       await fs.rename(staging, output);
