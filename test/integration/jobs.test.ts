@@ -3,7 +3,7 @@
 // process; every row lands in exactly one partition; a killed worker and a killed driver (then
 // resume) still give the exact result with no duplicate rows; input errors name the task and the
 // file.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -21,6 +21,7 @@ describe('preprocessing jobs', () => {
   let dir: string;
   let cleanup: () => Promise<void>;
   let expected: string[];
+  const children: ChildProcess[] = [];
 
   const resultOf = async (path: string): Promise<string[]> => {
     const duck = await openDuck();
@@ -65,7 +66,12 @@ describe('preprocessing jobs', () => {
     await fs.writeFile('/in/not-parquet.txt', 'ignored by the glob');
   }, 120_000);
 
-  afterAll(async () => { await fs?.close(); await cleanup?.(); });
+  afterAll(async () => {
+    // Drivers this file started (a failed test may leave one running), and their workers go first.
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    await fs?.close();
+    await cleanup?.();
+  });
 
   const job = (out: string) => readParquet('/in/events-*.parquet').repartition(4, { hashBy: 'user_id' }).partialSql(aggregate).writeParquet(out);
 
@@ -132,7 +138,11 @@ describe('preprocessing jobs', () => {
   it('the driver killed with SIGKILL mid-job: resume completes it exactly; its workers exit', async () => {
     const planPath = join(dir, 'job-c.json');
     await writeFile(planPath, JSON.stringify(job('/out/c').plan()));
-    const cli = (args: string[]) => spawn(process.execPath, ['dist/tools/cli.js', 'job', ...args, '--cluster', address], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const cli = (args: string[]) => {
+      const p = spawn(process.execPath, ['dist/tools/cli.js', 'job', ...args, '--cluster', address], { stdio: ['ignore', 'pipe', 'pipe'] });
+      children.push(p);
+      return p;
+    };
     const driver = cli(['run', planPath, '--job-dir', '/jobs/c', '--workers', '2']);
     // Kill it once a few tasks of stage 1 are done (as the job log in flyfs says).
     const until = Date.now() + 60_000;
