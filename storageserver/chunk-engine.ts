@@ -179,10 +179,12 @@ export class ChunkEngine implements ChunkStore {
     if (stale.length > 0) await this.env.transaction(() => { for (const k of stale) this.blocks.remove(k); });
   }
 
-  /** Removes a version's file and its block checksums. */
-  private async dropVersion(key: ChunkKey, version: number): Promise<void> {
+  /**
+   * Removes a version's file; its block checksums go in the transaction that stopped naming it
+   * (an entry left by a crash between the two is harmless and swept at open).
+   */
+  private async dropFile(key: ChunkKey, version: number): Promise<void> {
     await fsp.rm(this.filePath(key, version), { force: true });
-    await this.blocks.remove([key.inodeId, key.index, version]);
   }
 
   /**
@@ -315,8 +317,9 @@ export class ChunkEngine implements ChunkStore {
     await this.env.transaction(() => {
       this.chunks.put([key.inodeId, key.index], rec);
       this.blocks.put([key.inodeId, key.index, rec.version], sums);
+      if (old !== undefined) this.blocks.remove([key.inodeId, key.index, old.version]);
     });
-    if (old !== undefined) await this.dropVersion(key, old.version);
+    if (old !== undefined) await this.dropFile(key, old.version);
   }
 
   // ---- the ChunkStore interface ----
@@ -427,8 +430,11 @@ export class ChunkEngine implements ChunkStore {
         const rec = this.record(key);
         if (rec === undefined) return;
         // Record first: a crash after it leaves an orphan file, swept at open, never a dangling record.
-        await this.chunks.remove([inodeId, index]);
-        await this.dropVersion(key, rec.version);
+        await this.env.transaction(() => {
+          this.chunks.remove([inodeId, index]);
+          this.blocks.remove([inodeId, index, rec.version]);
+        });
+        await this.dropFile(key, rec.version);
         removed++;
       });
     }
@@ -553,10 +559,15 @@ export class ChunkEngine implements ChunkStore {
             break;
         }
       }
+      // Versions no record names any more lose their block checksums here, their files below.
+      for (const [name, { key, versions }] of before) {
+        const keep = after.get(name) ?? versions;
+        for (const v of versions) if (!keep.has(v)) this.blocks.remove([key.inodeId, key.index, v]);
+      }
     });
     for (const [name, { key, versions }] of before) {
       const keep = after.get(name) ?? versions;
-      for (const v of versions) if (!keep.has(v)) await this.dropVersion(key, v);
+      for (const v of versions) if (!keep.has(v)) await this.dropFile(key, v);
     }
   }
 
