@@ -8,7 +8,7 @@ import type { FileSystem } from '../client/index.js';
 import { assert } from '../common/errors.js';
 import { limits } from '../common/limits.js';
 import { figure, formatBytes, measured, timeMs, unitGBps, type BenchContext, type Figure } from './harness.js';
-import { logTargets, passGBps, ratioTarget, withBenchCluster, withinMs, type Pass } from './dataset.js';
+import { logTargets, passGBps, ratioTarget, withBenchCluster, withinMs, type Pass } from './cluster-bench.js';
 import type { TargetVerdict } from './meta.js';
 
 const MiB = 1024 * 1024;

@@ -21,7 +21,7 @@ import { createKvNamespace, KvClient } from '../kvcache/client.js';
 import { entryOffset, pageBytes, type KvLayout } from '../kvcache/layout.js';
 import { adminTokenFile } from '../kvcache/main.js';
 import { figure, formatBytes, measured, median, throughputGBps, timeMs, unitGBps, type BenchContext, type Figure } from './harness.js';
-import { logTargets, ratioTarget, withBenchCluster, withinMs, type ClusterBench } from './dataset.js';
+import { logTargets, ratioTarget, withBenchCluster, withinMs, type ClusterBench } from './cluster-bench.js';
 import type { TargetVerdict } from './meta.js';
 
 const KiB = 1024;

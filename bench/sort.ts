@@ -10,7 +10,7 @@ import { SeededRandom } from '../client/dataset/order.js';
 import { genRecords, graySort, readParquet, recordBytes, runJob, validateSorted } from '../client/jobs/index.js';
 import { openDuck, quoteString } from '../client/jobs/duck.js';
 import { assert } from '../common/errors.js';
-import { logTargets, ratioTarget, withBenchCluster, withinMs } from './dataset.js';
+import { logTargets, ratioTarget, withBenchCluster, withinMs } from './cluster-bench.js';
 import { figure, measured, throughputGBps, timeMs, unitGBps, type BenchContext, type Figure } from './harness.js';
 
 const MiB = 1024 * 1024;

@@ -10,3 +10,13 @@ export async function pathExists(fs: FileSystem, path: string): Promise<boolean>
     throw err;
   }
 }
+
+/** A file's text, or undefined when it does not exist; other errors propagate. */
+export async function readTextIfExists(fs: FileSystem, path: string): Promise<string | undefined> {
+  try {
+    return await fs.readFile(path, 'utf8') as string;
+  } catch (err) {
+    if ((err as { code?: string }).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}

@@ -8,6 +8,7 @@ import { crc32 } from 'node:zlib';
 import { connect, type FileHandle, type FileSystem } from '../client/index.js';
 import { assert, flyfsError, FlyfsError } from '../common/errors.js';
 import { callUnary, channelOptions, grpc, loadProtos } from '../common/grpc.js';
+import { forEachParallel } from '../common/parallel.js';
 import type { KvCacheClient } from '../proto/gen/flyfs/v1/KvCache.js';
 import type { KvExtent__Output } from '../proto/gen/flyfs/v1/KvExtent.js';
 import { kvLimits, type NamespaceSpec } from './index-store.js';
@@ -240,14 +241,11 @@ export class KvClient {
       });
       if (mine.length === 0) continue;
       try {
-        let next = 0;
-        await Promise.all(Array.from({ length: Math.min(putWritesInflight, mine.length) }, async () => {
-          for (let k = next++; k < mine.length; k = next++) {
-            const m = mine[k]!;
-            const h = await this.handle(this.writeHandles, m.extent.path, 'r+');
-            await h.write(m.data, 0, m.data.byteLength, Number(m.extent.offset));
-          }
-        }));
+        await forEachParallel(mine.length, putWritesInflight, async (k) => {
+          const m = mine[k]!;
+          const h = await this.handle(this.writeHandles, m.extent.path, 'r+');
+          await h.write(m.data, 0, m.data.byteLength, Number(m.extent.offset));
+        });
         const c = await callRetrying(this.rpc, this.rpc.Commit, {
           auth: this.auth, reservationId: r.reservationId, keys: mine.map((m) => m.key), crc32: mine.map((m) => crc32(m.data)),
         }, this.deadlineMs);

@@ -104,6 +104,8 @@ interface NsState {
   usedBytes: number;
   /** Bytes of slots that left the index but wait for their leases to end before reuse. */
   heldBytes: number;
+  /** Reserved pages (id → reservation and deadline): expiry and abort look here, not at every page. */
+  readonly reserved: Map<string, { res: string; exp: number }>;
   pages: number;
   files: FileRecord[];
   free: Array<{ file: number; slot: number }>;
@@ -128,6 +130,8 @@ export class KvIndex {
   private readonly leases = new Map<string, number>();
   /** Slots waiting for their leases to end before reuse. */
   private deferred: Array<{ ns: NsState; file: number; slot: number; at: number }> = [];
+  /** The earliest `at` of `deferred` (lookups check this, not the list). */
+  private deferredNextAt = Number.POSITIVE_INFINITY;
   private readonly dirtyAccess = new Set<string>();
   /** Pages a reserve call is taking now (its records are written at its end). */
   private readonly reserving = new Set<string>();
@@ -275,6 +279,7 @@ export class KvIndex {
     try {
       if (fresh.length > 0) {
         this.env.transactionSync(() => { for (const f of fresh) this.pages.putSync(f.id, f.rec); });
+        for (const f of fresh) st.reserved.set(f.id, { res: reservationId, exp: expiresAtMs });
         this.counters.reserved += fresh.length;
       }
     } finally {
@@ -302,7 +307,7 @@ export class KvIndex {
       done.push({ id, rec: { s: 'c', file: rec.file, slot: rec.slot, crc, t: now, pin: rec.pin, a: now } });
     }
     this.env.transactionSync(() => { for (const d of done) this.pages.putSync(d.id, d.rec); });
-    for (const d of done) { st.pages++; this.lru.delete(d.id); this.lru.set(d.id, st); }
+    for (const d of done) { st.reserved.delete(d.id); st.pages++; this.lru.delete(d.id); this.lru.set(d.id, st); }
     this.counters.committed += done.length;
     this.housekeep();
     return done.length;
@@ -310,46 +315,48 @@ export class KvIndex {
 
   abort(st: NsState, reservationId: string): number {
     const now = this.now();
-    const mine: Array<{ id: string; rec: PageRecord }> = [];
-    for (const { key, value } of this.pages.getRange({ start: `${st.rec.id}/`, end: `${st.rec.id}0` })) {
-      if (value.s === 'r' && value.res === reservationId) mine.push({ id: key, rec: value });
-    }
+    const mine = this.reservedPages(st, (r) => r.res === reservationId);
     this.env.transactionSync(() => { for (const m of mine) this.pages.removeSync(m.id); });
-    for (const m of mine) this.release(st, m.rec, now);
+    for (const m of mine) { st.reserved.delete(m.id); this.release(st, m.rec, now); }
     this.counters.aborted += mine.length;
     return mine.length;
+  }
+
+  /** The reserved pages of `st` whose reservation matches, with their records. */
+  private reservedPages(st: NsState, match: (r: { res: string; exp: number }) => boolean): Array<{ id: string; rec: PageRecord }> {
+    const out: Array<{ id: string; rec: PageRecord }> = [];
+    for (const [id, r] of st.reserved) {
+      if (!match(r)) continue;
+      const rec = this.pages.get(id);
+      if (rec !== undefined && rec.s === 'r' && rec.res === r.res) out.push({ id, rec }); else st.reserved.delete(id);
+    }
+    return out;
   }
 
   // ---- removal, pins ----
 
   remove(st: NsState, keys: readonly Uint8Array[]): number {
-    checkKeys(keys);
     const now = this.now();
-    let n = 0;
-    this.env.transactionSync(() => {
-      for (const key of keys) {
-        const id = pageId(st.rec.id, key);
-        const rec = this.pages.get(id);
-        if (rec === undefined || rec.s !== 'c') continue;
-        this.pages.removeSync(id);
-        this.forget(st, id, rec, now);
-        n++;
-      }
-    });
+    const n = this.eachCommitted(st, keys, (id, rec) => { this.pages.removeSync(id); this.forget(st, id, rec, now); });
     this.counters.removed += n;
     return n;
   }
 
   pin(st: NsState, keys: readonly Uint8Array[], untilMs: number): number {
-    checkKeys(keys);
     if (!Number.isSafeInteger(untilMs) || untilMs < 0) throw flyfsError('FLYFS_ERR_INVALID_ARGUMENT', 'until must be a time in ms');
+    return this.eachCommitted(st, keys, (id, rec) => this.pages.putSync(id, { ...rec, pin: untilMs }));
+  }
+
+  /** Runs fn on each committed page among `keys` in one durable transaction; how many there were. */
+  private eachCommitted(st: NsState, keys: readonly Uint8Array[], fn: (id: string, rec: PageRecord) => void): number {
+    checkKeys(keys);
     let n = 0;
     this.env.transactionSync(() => {
       for (const key of keys) {
         const id = pageId(st.rec.id, key);
         const rec = this.pages.get(id);
         if (rec === undefined || rec.s !== 'c') continue;
-        this.pages.putSync(id, { ...rec, pin: untilMs });
+        fn(id, rec);
         n++;
       }
     });
@@ -394,15 +401,17 @@ export class KvIndex {
     let pages = 0;
     let reservations = 0;
     for (const st of this.ns.values()) {
-      const gone: Array<{ id: string; rec: PageRecord }> = [];
-      for (const { key, value } of this.pages.getRange({ start: `${st.rec.id}/`, end: `${st.rec.id}0` })) {
-        if (value.s === 'r' && (value.exp ?? 0) <= now) gone.push({ id: key, rec: value });
-        else if (value.s === 'c' && this.isExpired(st, value, now) && (this.leases.get(key) ?? 0) <= now && value.pin <= now) gone.push({ id: key, rec: value });
+      const gone = this.reservedPages(st, (r) => r.exp <= now);
+      // Only a namespace with a TTL has pages to look through.
+      if (st.rec.spec.ttlMs > 0) {
+        for (const { key, value } of this.pages.getRange({ start: `${st.rec.id}/`, end: `${st.rec.id}0` })) {
+          if (value.s === 'c' && this.isExpired(st, value, now) && (this.leases.get(key) ?? 0) <= now && value.pin <= now) gone.push({ id: key, rec: value });
+        }
       }
       if (gone.length === 0) continue;
       this.env.transactionSync(() => { for (const g of gone) this.pages.removeSync(g.id); });
       for (const g of gone) {
-        if (g.rec.s === 'r') { reservations++; this.release(st, g.rec, now); } else { pages++; this.forget(st, g.id, g.rec, now); }
+        if (g.rec.s === 'r') { reservations++; st.reserved.delete(g.id); this.release(st, g.rec, now); } else { pages++; this.forget(st, g.id, g.rec, now); }
       }
     }
     this.counters.expired += pages;
@@ -482,6 +491,7 @@ export class KvIndex {
   /** Drops a stale record (an expired reservation or page) in the same way as a removal. */
   private drop(st: NsState, id: string, rec: PageRecord, now: number): void {
     this.pages.removeSync(id);
+    st.reserved.delete(id);
     if (rec.s === 'c') this.forget(st, id, rec, now); else this.release(st, rec, now);
   }
 
@@ -493,14 +503,18 @@ export class KvIndex {
     st.usedBytes -= st.pageBytes;
     st.heldBytes += st.pageBytes;
     this.deferred.push({ ns: st, file: rec.file, slot: rec.slot, at: after });
+    if (after < this.deferredNextAt) this.deferredNextAt = after;
   }
 
   private housekeep(): void {
     const now = this.now();
-    if (this.deferred.length > 0 && this.deferred.some((d) => d.at <= now)) {
+    if (this.deferredNextAt <= now) {
       const keep: typeof this.deferred = [];
+      this.deferredNextAt = Number.POSITIVE_INFINITY;
       for (const d of this.deferred) {
-        if (d.at <= now) { d.ns.free.push({ file: d.file, slot: d.slot }); d.ns.heldBytes -= d.ns.pageBytes; } else keep.push(d);
+        if (d.at <= now) { d.ns.free.push({ file: d.file, slot: d.slot }); d.ns.heldBytes -= d.ns.pageBytes; continue; }
+        keep.push(d);
+        if (d.at < this.deferredNextAt) this.deferredNextAt = d.at;
       }
       this.deferred = keep;
     }
@@ -550,7 +564,7 @@ export class KvIndex {
 
   private addNamespace(rec: NamespaceRecord): NsState {
     const bytes = pageBytes(rec.spec.layout);
-    const st: NsState = { rec, pageBytes: bytes, slotBytes: slotBytesOf(bytes), usedBytes: 0, heldBytes: 0, pages: 0, files: [], free: [], nextSlot: 0, growing: undefined };
+    const st: NsState = { rec, pageBytes: bytes, slotBytes: slotBytesOf(bytes), usedBytes: 0, heldBytes: 0, reserved: new Map(), pages: 0, files: [], free: [], nextSlot: 0, growing: undefined };
     this.ns.set(rec.spec.name, st);
     return st;
   }
@@ -590,7 +604,7 @@ export class KvIndex {
         if (value.s === 'r' && (value.exp ?? 0) <= now) { stale.push(key); continue; }
         slots[value.slot] = 1;
         st.usedBytes += st.pageBytes;
-        if (value.s === 'c') { st.pages++; committed.push({ id: key, a: value.a }); }
+        if (value.s === 'c') { st.pages++; committed.push({ id: key, a: value.a }); } else st.reserved.set(key, { res: value.res ?? '', exp: value.exp ?? 0 });
       }
       if (stale.length > 0) {
         this.env.transactionSync(() => { for (const id of stale) this.pages.removeSync(id); });

@@ -11,7 +11,8 @@ import { Readable } from 'node:stream';
 import { crc32 } from 'node:zlib';
 import { flyfsError, FlyfsError } from '../../common/errors.js';
 import { limits } from '../../common/limits.js';
-import { pathExists } from '../exists.js';
+import { forEachParallel } from '../../common/parallel.js';
+import { pathExists, readTextIfExists } from '../exists.js';
 import type { FileSystem } from '../fs.js';
 import { PieceWriter } from '../piece-writer.js';
 
@@ -118,7 +119,6 @@ export async function saveCheckpoint(fs: FileSystem, dir: string, step: number, 
   const staging = `${root}/${stagingPrefix}${String(step).padStart(stepDigits, '0')}-${saveId}`;
   await fs.mkdir(staging, { recursive: true });
   const entries: Record<string, TensorEntry> = {};
-  let next = 0;
   const writeOne = async (k: number): Promise<void> => {
     const name = names[k]!;
     const input = tensors[name]!;
@@ -131,9 +131,7 @@ export async function saveCheckpoint(fs: FileSystem, dir: string, step: number, 
       ...(spec.shape === undefined ? {} : { shape: [...spec.shape] }),
     };
   };
-  await Promise.all(Array.from({ length: Math.min(names.length, limits.checkpointFilesInflight) }, async () => {
-    for (let k = next++; k < names.length; k = next++) await writeOne(k);
-  }));
+  await forEachParallel(names.length, limits.checkpointFilesInflight, writeOne);
   // This rank's part, made visible whole by a rename.
   await fs.writeFile(`${staging}/${partName(rank)}.tmp`, JSON.stringify({ rank, worldSize, saveId, tensors: entries }));
   await fs.rename(`${staging}/${partName(rank)}.tmp`, `${staging}/${partName(rank)}`);
@@ -152,7 +150,7 @@ export async function saveCheckpoint(fs: FileSystem, dir: string, step: number, 
     const partPath = `${staging}/${partName(r)}`;
     let text: string | undefined;
     for (;;) {
-      text = await readIfExists(fs, partPath);
+      text = await readTextIfExists(fs, partPath);
       if (text !== undefined) break;
       if (Date.now() > deadline) throw flyfsError('FLYFS_ERR_TIMEOUT', `rank ${r} did not save its part of checkpoint ${step} within ${timeoutMs} ms`, { path: partPath });
       await sleep(publishPollMs);
@@ -293,28 +291,16 @@ export async function loadCheckpoint(fs: FileSystem, dir: string, o: LoadOptions
   }
   const base = `${root}/${stepDirName(manifest.step)}`;
   const tensors: Record<string, LoadedTensor> = {};
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(names.length, limits.checkpointFilesInflight) }, async () => {
-    for (let k = next++; k < names.length; k = next++) {
-      const name = names[k]!;
-      const e = manifest.tensors[name]!;
-      const path = `${base}/${e.file}`;
-      const data = await fs.readFile(path) as Buffer;
-      if (data.length !== e.bytes) throw flyfsError('FLYFS_ERR_CORRUPT', `tensor '${name}': ${data.length} bytes, the manifest says ${e.bytes}`, { path });
-      if (crc32(data) !== e.crc32) throw flyfsError('FLYFS_ERR_CORRUPT', `tensor '${name}': CRC-32 mismatch`, { path });
-      tensors[name] = { data, ...(e.dtype === undefined ? {} : { dtype: e.dtype }), ...(e.shape === undefined ? {} : { shape: e.shape }) };
-    }
-  }));
+  await forEachParallel(names.length, limits.checkpointFilesInflight, async (k) => {
+    const name = names[k]!;
+    const e = manifest.tensors[name]!;
+    const path = `${base}/${e.file}`;
+    const data = await fs.readFile(path) as Buffer;
+    if (data.length !== e.bytes) throw flyfsError('FLYFS_ERR_CORRUPT', `tensor '${name}': ${data.length} bytes, the manifest says ${e.bytes}`, { path });
+    if (crc32(data) !== e.crc32) throw flyfsError('FLYFS_ERR_CORRUPT', `tensor '${name}': CRC-32 mismatch`, { path });
+    tensors[name] = { data, ...(e.dtype === undefined ? {} : { dtype: e.dtype }), ...(e.shape === undefined ? {} : { shape: e.shape }) };
+  });
   return { step: manifest.step, manifest, tensors };
-}
-
-async function readIfExists(fs: FileSystem, path: string): Promise<string | undefined> {
-  try {
-    return await fs.readFile(path, 'utf8') as string;
-  } catch (err) {
-    if ((err as { code?: string }).code === 'ENOENT') return undefined;
-    throw err;
-  }
 }
 
 function sleep(ms: number): Promise<void> { return new Promise((r) => setTimeout(r, ms)); }

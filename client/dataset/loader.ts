@@ -5,6 +5,8 @@
 import { crc32 } from 'node:zlib';
 import { assert, flyfsError } from '../../common/errors.js';
 import { limits } from '../../common/limits.js';
+import { forEachParallel } from '../../common/parallel.js';
+import { readTextIfExists } from '../exists.js';
 import type { FileHandle } from '../file-handle.js';
 import type { FileSystem } from '../fs.js';
 import { checkManifest, decodeIndex, indexName, manifestName, type DatasetManifest, type SampleTable } from './format.js';
@@ -138,11 +140,9 @@ export class Dataset {
 
   private async readFiles(src: Extract<Source, { kind: 'directory' }>, indices: ArrayLike<number>): Promise<Buffer[]> {
     const out: Buffer[] = new Array(indices.length);
-    let next = 0;
-    const worker = async (): Promise<void> => {
-      for (let k = next++; k < indices.length; k = next++) out[k] = await this.fs.readFile(`${this.path}/${src.files[indices[k]!]!}`) as Buffer;
-    };
-    await Promise.all(Array.from({ length: Math.min(indices.length, directoryReadsInflight) }, worker));
+    await forEachParallel(indices.length, directoryReadsInflight, async (k) => {
+      out[k] = await this.fs.readFile(`${this.path}/${src.files[indices[k]!]!}`) as Buffer;
+    });
     return out;
   }
 
@@ -212,12 +212,7 @@ function checkLoaderOptions(o: LoaderOptions, samples: number): Required<Omit<Lo
 /** Opens a packed dataset (a folder with dataset.json) or a directory dataset (a folder of sample files). */
 export async function openDataset(fs: FileSystem, path: string, o: OpenDatasetOptions = {}): Promise<Dataset> {
   const dir = path.replace(/\/+$/, '') || '/';
-  let manifestText: string | undefined;
-  try {
-    manifestText = await fs.readFile(`${dir}/${manifestName}`, 'utf8') as string;
-  } catch (err) {
-    if ((err as { code?: string }).code !== 'ENOENT') throw err;
-  }
+  const manifestText = await readTextIfExists(fs, `${dir}/${manifestName}`);
   if (manifestText !== undefined) {
     if (manifestText.length > limits.checkpointManifestBytesMax) throw flyfsError('FLYFS_ERR_BAD_FORMAT', `${dir}/${manifestName} is too large`);
     let json: unknown;
@@ -230,10 +225,7 @@ export async function openDataset(fs: FileSystem, path: string, o: OpenDatasetOp
   const files = entries.filter((e) => e.isFile()).map((e) => e.name).sort();
   if (files.length > limits.datasetSamplesMax) throw flyfsError('FLYFS_ERR_LIMIT', `${dir} holds more than ${limits.datasetSamplesMax} files`);
   const sizes: number[] = new Array(files.length);
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(files.length, directoryReadsInflight) }, async () => {
-    for (let k = next++; k < files.length; k = next++) sizes[k] = (await fs.stat(`${dir}/${files[k]!}`)).size;
-  }));
+  await forEachParallel(files.length, directoryReadsInflight, async (k) => { sizes[k] = (await fs.stat(`${dir}/${files[k]!}`)).size; });
   assert(sizes.length === files.length, 'a size per file');
   return new Dataset(fs, dir, { kind: 'directory', files, sizes }, o.verify ?? true);
 }

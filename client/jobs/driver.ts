@@ -8,7 +8,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { flyfsError, FlyfsError } from '../../common/errors.js';
 import { cliPath } from '../../tools/package-root.js';
-import { pathExists } from '../exists.js';
+import { pathExists, readTextIfExists } from '../exists.js';
 import type { FileSystem } from '../fs.js';
 import { checkPlan, jobLimits, splitGlob, stageDir, taskDir, taskManifest, tasksOf, type Plan, type Task, type TaskInput, type TaskManifest } from './plan.js';
 import type { FromWorker, ToWorker } from './worker.js';
@@ -153,10 +153,8 @@ export async function runJob(fs: FileSystem, planInput: Plan, o: RunJobOptions):
 }
 
 async function readManifestIfDone(fs: FileSystem, t: Task): Promise<TaskManifest | undefined> {
-  try { return JSON.parse(await fs.readFile(`${t.outputDir}/${taskManifest}`, 'utf8') as string) as TaskManifest; } catch (err) {
-    if ((err as { code?: string }).code === 'ENOENT') return undefined;
-    throw err;
-  }
+  const text = await readTextIfExists(fs, `${t.outputDir}/${taskManifest}`);
+  return text === undefined ? undefined : JSON.parse(text) as TaskManifest;
 }
 
 async function writeAtomic(fs: FileSystem, path: string, text: string): Promise<void> {

@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { forEachParallel } from '../../common/parallel.js';
 import { pathExists } from '../exists.js';
 import type { FileSystem } from '../fs.js';
 import { openDuck, quoteIdent, quoteString, readerOf, scalar } from './duck.js';
@@ -47,20 +48,17 @@ export async function runTask(fs: FileSystem, task: Task, attempt: number): Prom
     await mkdir(inDir);
     await mkdir(outDir);
     const local: string[] = new Array(task.inputs.length);
-    let next = 0;
-    await Promise.all(Array.from({ length: Math.min(stagingInflight, task.inputs.length) }, async () => {
-      for (let k = next++; k < task.inputs.length; k = next++) {
-        const src = task.inputs[k]!.path;
-        let bytes: Buffer;
-        try { bytes = await fs.readFile(src) as Buffer; } catch (err) {
-          const code = (err as { code?: string }).code;
-          if (code === 'ENOENT' || code === 'EISDIR') throw new TaskInputError(`task ${task.id}: input ${src}: ${(err as Error).message}`, src);
-          throw err;
-        }
-        local[k] = join(inDir, `${String(k).padStart(6, '0')}-${src.slice(src.lastIndexOf('/') + 1)}`);
-        await writeFile(local[k]!, bytes);
+    await forEachParallel(task.inputs.length, stagingInflight, async (k) => {
+      const src = task.inputs[k]!.path;
+      let bytes: Buffer;
+      try { bytes = await fs.readFile(src) as Buffer; } catch (err) {
+        const code = (err as { code?: string }).code;
+        if (code === 'ENOENT' || code === 'EISDIR') throw new TaskInputError(`task ${task.id}: input ${src}: ${(err as Error).message}`, src);
+        throw err;
       }
-    }));
+      local[k] = join(inDir, `${String(k).padStart(6, '0')}-${src.slice(src.lastIndexOf('/') + 1)}`);
+      await writeFile(local[k]!, bytes);
+    });
     const outputs = task.inputs[0]?.format === 'gensort' || task.op.kind === 'sortRecords' ? await runRecords(task, local, outDir) : await runSql(task, local, outDir);
     // Upload into a fresh attempt folder, then publish it whole.
     const attemptDir = `${task.outputDir}.attempt-${attempt}-${randomUUID().slice(0, 8)}`;

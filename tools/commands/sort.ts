@@ -6,6 +6,7 @@
 import { graySort, genRecords, recordBytes, runJob, validateSorted } from '../../client/jobs/index.js';
 import { SeededRandom } from '../../client/dataset/order.js';
 import { flyfsError } from '../../common/errors.js';
+import { forEachParallel } from '../../common/parallel.js';
 import { flag, intFlag, parseArgs } from '../args.js';
 import { resolveClusterAddress } from '../cluster-address.js';
 import { Progress } from '../progress.js';
@@ -46,17 +47,14 @@ export async function sortCommand(argv: string[]): Promise<number> {
       await fs.mkdir(out, { recursive: true });
       const progress = new Progress(`sort gen ${out}`, records * recordBytes);
       let done = 0;
-      let next = 0;
-      await Promise.all(Array.from({ length: Math.min(genFilesInflight, files) }, async () => {
-        for (let f = next++; f < files; f = next++) {
-          const count = Math.min(perFile, records - f * perFile);
-          const buf = Buffer.allocUnsafe(count * recordBytes);
-          genRecords(buf, f * perFile, count, new SeededRandom(seed, f));
-          await fs.writeFile(`${out}/input-${String(f).padStart(6, '0')}.gensort`, buf);
-          done += buf.length;
-          progress.update(done);
-        }
-      }));
+      await forEachParallel(files, genFilesInflight, async (f) => {
+        const count = Math.min(perFile, records - f * perFile);
+        const buf = Buffer.allocUnsafe(count * recordBytes);
+        genRecords(buf, f * perFile, count, new SeededRandom(seed, f));
+        await fs.writeFile(`${out}/input-${String(f).padStart(6, '0')}.gensort`, buf);
+        done += buf.length;
+        progress.update(done);
+      });
       progress.done(done);
       process.stdout.write(`generated ${records} records (${done} bytes) in ${files} files under ${out}\n`);
       return 0;
