@@ -1,15 +1,12 @@
-// The framed binary data path over TCP (docs/data-protocol.md). Many requests in flight per
-// connection, replies in completion order matched by request id; at most
-// limits.frameInflightPerConnectionMax outstanding, beyond which the socket is paused. A
-// malformed stream closes that connection only.
-import net from 'node:net';
+// The storage server's framed binary data path over TCP (docs/data-protocol.md): chunk operations
+// and CRAQ peer messages dispatched to the chunk service; the connections, their in-flight bound
+// and backpressure are common/framed-server.ts's.
 import { FlyfsError } from '../common/errors.js';
 import { inodeId as toInodeId } from '../common/ids.js';
 import { limits } from '../common/limits.js';
 import type { Logger } from '../common/log.js';
-import {
-  encodeFrame, FrameDecoder, Op, packJsonPayload, REPLY_BIT, Status, stringField, uintField, unpackJsonPayload, type Frame,
-} from './data-protocol.js';
+import { Op, packJsonPayload, stringField, uintField, unpackJsonPayload, type Frame } from '../common/frame.js';
+import { startFramedServer, type FramedServer } from '../common/framed-server.js';
 import type { ChunkService } from './service.js';
 import { decodePeerMessage } from './peer-codec.js';
 import type { StoredMessage } from './replicated-target.js';
@@ -17,10 +14,7 @@ import type { StoredMessage } from './replicated-target.js';
 /** Where CRAQ messages from peers go (the local target named by `to`). */
 export type PeerSink = (message: StoredMessage) => void;
 
-export interface DataServer {
-  readonly port: number;
-  close(): Promise<void>;
-}
+export type DataServer = FramedServer;
 
 /** Runs one decoded request against the service; resolves to the reply header and payload. */
 async function dispatch(service: ChunkService, frame: Frame, onPeer: PeerSink | undefined): Promise<{ header: object; payload?: Uint8Array }> {
@@ -86,93 +80,6 @@ async function readChunks(service: ChunkService, payload: Buffer): Promise<{ hea
   return { header: {}, payload: packJsonPayload(described, results.flatMap((x) => x.ok ? [x.r.data] : [])) };
 }
 
-class DataConnection {
-  private readonly decoder = new FrameDecoder(false);
-  private inflight = 0;
-  private paused = false;
-  private closed = false;
-
-  constructor(private readonly socket: net.Socket, private readonly service: ChunkService, private readonly log: Logger, private readonly onPeer: PeerSink | undefined) {
-    socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => { this.decoder.push(chunk); this.pump(); });
-    socket.on('error', (err) => { this.log.debug({ err }, 'data connection error'); });
-    socket.on('close', () => { this.closed = true; });
-  }
-
-  /** Starts as many buffered requests as the in-flight bound allows; pauses reading beyond it. */
-  private pump(): void {
-    while (!this.closed && this.inflight < limits.frameInflightPerConnectionMax) {
-      let frame: Frame | undefined;
-      try {
-        frame = this.decoder.next();
-      } catch (err) {
-        this.log.error({ err, remote: this.socket.remoteAddress, port: this.socket.remotePort }, 'garbage on the data path: closing the connection');
-        this.closed = true;
-        this.socket.destroy();
-        return;
-      }
-      if (!frame) break;
-      this.start(frame);
-    }
-    const over = this.inflight >= limits.frameInflightPerConnectionMax;
-    if (over && !this.paused) { this.paused = true; this.socket.pause(); }
-    else if (!over && this.paused) { this.paused = false; this.socket.resume(); }
-  }
-
-  private start(frame: Frame): void {
-    this.inflight++;
-    dispatch(this.service, frame, this.onPeer).then(
-      (r) => this.reply(frame, Status.Ok, r.header, r.payload),
-      (err: unknown) => {
-        const fe = err instanceof FlyfsError ? err : new FlyfsError('FLYFS_ERR_INTERNAL', err instanceof Error ? err.message : String(err), { cause: err });
-        if (fe.code === 'FLYFS_ERR_INTERNAL') this.log.error({ err }, 'data request failed');
-        return this.reply(frame, Status.Error, { code: fe.code, message: fe.message });
-      },
-    ).finally(() => {
-      this.inflight--;
-      this.pump();
-    });
-  }
-
-  /**
-   * Sends a reply; resolves once the socket has taken it, so a client that stops reading its
-   * replies holds its in-flight slots (and the server stops reading its requests).
-   */
-  private reply(frame: Frame, status: Status, header: object, payload?: Uint8Array): Promise<void> {
-    if (this.closed || this.socket.destroyed) return Promise.resolve();
-    const [head, body] = encodeFrame({ op: frame.op | REPLY_BIT, status, requestId: frame.requestId, header, ...(payload ? { payload } : {}) });
-    return new Promise<void>((resolve) => {
-      // Header and payload go out as two writes in one batch: the chunk data is never copied.
-      this.socket.cork();
-      this.socket.write(head);
-      if (body.length > 0) this.socket.write(body, () => resolve());
-      else this.socket.write(EMPTY, () => resolve());
-      process.nextTick(() => this.socket.uncork());
-    });
-  }
-}
-
-const EMPTY = Buffer.alloc(0);
-
 export async function startDataServer(options: { host: string; port: number; service: ChunkService; logger: Logger; onPeer?: PeerSink }): Promise<DataServer> {
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    new DataConnection(socket, options.service, options.logger, options.onPeer);
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, options.host, () => { server.off('error', reject); resolve(); });
-  });
-  server.on('error', (err) => options.logger.error({ err }, 'data server error'));
-  const addr = server.address();
-  if (addr === null || typeof addr === 'string') throw new Error('data server has no TCP address');
-  return {
-    port: addr.port,
-    close: () => new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      for (const s of sockets) s.destroy();
-    }),
-  };
+  return startFramedServer({ host: options.host, port: options.port, logger: options.logger, dispatch: (frame) => dispatch(options.service, frame, options.onPeer) });
 }

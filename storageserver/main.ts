@@ -23,7 +23,7 @@ import { flyfsError } from '../common/errors.js';
 import { targetId as toTargetId } from '../common/ids.js';
 import { limits } from '../common/limits.js';
 import type { ChunkStore } from './chunk-store.js';
-import { Op } from './data-protocol.js';
+import { Op } from '../common/frame.js';
 import { encodePeerMessage } from './peer-codec.js';
 import { ReplicatedTarget, type StoredMessage } from './replicated-target.js';
 

@@ -4,7 +4,7 @@
 // CRC32C and tombstone flag, and its bytes follow in the order they are described. Decoded
 // contents point into the frame's payload (no copy).
 import { flyfsError } from '../common/errors.js';
-import { packJsonPayload, unpackJsonPayload } from './data-protocol.js';
+import { packJsonPayload, unpackJsonPayload } from '../common/frame.js';
 import type { ChunkKey } from '../common/ids.js';
 import type { StoredMessage } from './replicated-target.js';
 import type { StoredContent } from './stored-content.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { limits } from '../../common/limits.js';
-import { encodeFrame, FIXED_HEADER_BYTES, FRAME_MAGIC, FrameDecoder, Op, REPLY_BIT, Status } from '../../storageserver/data-protocol.js';
+import { encodeFrame, FIXED_HEADER_BYTES, FRAME_MAGIC, FrameDecoder, Op, REPLY_BIT, Status } from '../../common/frame.js';
 
 const join = ([h, p]: [Buffer, Uint8Array]) => Buffer.concat([h, p]);
 

@@ -1,8 +1,8 @@
-// The framed binary data path (docs/data-protocol.md): codec shared by the storage server and
-// the client's framed transport. A frame is a fixed 24-byte little-endian header, a JSON header
+// The framed binary protocol (docs/data-protocol.md): codec shared by the storage servers' data
+// path, the client's framed transport and the metaservers' framed RPC (common/framed-rpc.ts). A frame is a fixed 24-byte little-endian header, a JSON header
 // of headerLength bytes, and a raw payload of payloadLength bytes (chunk data).
-import { assert, flyfsError, isErrorCode, type ErrorCode } from '../common/errors.js';
-import { limits } from '../common/limits.js';
+import { assert, flyfsError, isErrorCode, type ErrorCode, type FlyfsError } from './errors.js';
+import { limits } from './limits.js';
 
 export const FRAME_MAGIC = 0x52465946; // 'FYFR' as little-endian bytes
 export const FRAME_VERSION = 1;
@@ -19,6 +19,8 @@ export const Op = {
   Peer: 5,
   /** Many chunk reads to one server in one request (payload: JSON list; reply: JSON + data). */
   ReadChunks: 6,
+  /** A unary RPC of a gRPC service definition, protobuf-encoded (common/framed-rpc.ts). */
+  Rpc: 7,
 } as const;
 export type Op = (typeof Op)[keyof typeof Op];
 /** A reply carries its request's op with this bit set. */
@@ -36,7 +38,7 @@ export interface Frame {
 }
 
 function isKnownOp(op: number): op is Op {
-  return op >= Op.WriteChunk && op <= Op.ReadChunks;
+  return op >= Op.WriteChunk && op <= Op.Rpc;
 }
 
 /** Encodes one frame as [fixed header + JSON header, payload]; write both without joining them. */
@@ -64,12 +66,21 @@ export function encodeFrame(frame: { op: number; status?: number; requestId: num
 const EMPTY = Buffer.alloc(0);
 
 /** The reply header of a failed request: the registry code and the server's message. */
-export interface ErrorReplyHeader { code: ErrorCode; message: string }
+export interface ErrorReplyHeader { code: ErrorCode; message: string; hint?: string; path?: string }
 
-export function errorFromReply(header: Record<string, unknown>): Error {
+export function errorReplyHeader(err: FlyfsError): ErrorReplyHeader {
+  return {
+    code: err.code, message: err.message,
+    ...(err.hint !== undefined ? { hint: err.hint } : {}), ...(err.path !== undefined ? { path: err.path } : {}),
+  };
+}
+
+export function errorFromReply(header: Record<string, unknown>): FlyfsError {
   const code = isErrorCode(header['code']) ? header['code'] : 'FLYFS_ERR_INTERNAL';
   const err = flyfsError(code);
   if (typeof header['message'] === 'string') err.message = header['message'];
+  if (typeof header['hint'] === 'string' && header['hint'] !== '') err.hint = header['hint'];
+  if (typeof header['path'] === 'string') err.path = header['path'];
   return err;
 }
 
