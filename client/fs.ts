@@ -7,7 +7,7 @@ import { splitPath, joinPath } from '../common/names.js';
 import { createChunkTransport, type ChunkTransport, type TransportKind } from './chunk-transport.js';
 import { FileHandle, type HandleMode } from './file-handle.js';
 import type { FileIoContext } from './file-io.js';
-import { MetadataClient, OpenFlags } from './metadata-client.js';
+import { MetadataClient, OpenFlags, type MetadataTransportKind } from './metadata-client.js';
 import { modeOf, ownerChange, timesChange, type TimeLike } from './node-args.js';
 import { constants as fsConstants } from 'node:fs';
 import { abortable, nodeCall, toNodeError, type NodeStyleError } from './node-errors.js';
@@ -20,6 +20,8 @@ import { FlyfsDirent, FlyfsStats } from './stats.js';
 export interface ConnectOptions {
   /** Data path to the storage servers: 'framed' (default, the fastest: bench chunk-transport), 'grpc' (unary) or 'grpc-stream'. */
   transport?: TransportKind;
+  /** Path to the metaservers: 'framed' (default: their framed RPC, bench meta) or 'grpc'. */
+  metadataTransport?: MetadataTransportKind;
   /** Bytes one read or write keeps in flight to storage servers. */
   inflightBytesMax?: number;
   /** Deadline of one operation, retries included. */
@@ -78,6 +80,7 @@ export class FileSystem {
     this.meta = new MetadataClient(addresses, clientId, {
       ...(options.deadlineMs === undefined ? {} : { deadlineMs: options.deadlineMs }),
       ...(options.keepAliveIntervalMs === undefined ? {} : { keepAliveIntervalMs: options.keepAliveIntervalMs }),
+      ...(options.metadataTransport === undefined ? {} : { metadataTransport: options.metadataTransport }),
     });
     this.routing = new RoutingCache(() => this.meta.routingInfo());
     this.transport = createChunkTransport(options.transport ?? 'framed');

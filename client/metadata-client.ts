@@ -14,6 +14,8 @@ import type { RoutingInfo__Output } from '../proto/gen/flyfs/v1/RoutingInfo.js';
 import type { DirEntry__Output } from '../proto/gen/flyfs/v1/DirEntry.js';
 import type { MutateOp } from '../proto/gen/flyfs/v1/MutateOp.js';
 import type { StatRequest } from '../proto/gen/flyfs/v1/StatRequest.js';
+import { FramedPool } from '../common/framed-connection.js';
+import { framedServiceClient } from '../common/framed-rpc.js';
 import { TurnBatcher } from './turn-batcher.js';
 
 /** What a mutation answers: the inode (mkdir, open, close) and the write session (open). */
@@ -76,6 +78,11 @@ function toEntry(e: DirEntry__Output): DirEntryInfo {
 
 export interface MetadataClientOptions {
   deadlineMs?: number;
+  /**
+   * How calls reach the metaservers: 'framed' (default) uses each metaserver's framed RPC once
+   * GetEndpoints named it (gRPC until then, and for a metaserver that serves none); 'grpc' only gRPC.
+   */
+  metadataTransport?: MetadataTransportKind;
   /** How often KeepAlive goes out while this client holds write sessions. Default limits.keepAliveIntervalMsDefault. */
   keepAliveIntervalMs?: number;
 }
@@ -96,6 +103,57 @@ function batchItemError(code: string, message: string): FlyfsError {
   return err;
 }
 
+export type MetadataTransportKind = 'framed' | 'grpc';
+
+/** Framed connections kept to each metaserver. */
+const framedConnectionsPerMetaserver = 1;
+/** The longest a GetEndpoints may take; gRPC serves meanwhile. */
+const endpointsDeadlineMs = 2_000;
+
+/**
+ * How one metaserver is reached: its gRPC clients, and its framed ones once GetEndpoints named
+ * the framed address. A connection failure forgets the framed address (a restarted metaserver
+ * may listen elsewhere), so the next call asks again.
+ */
+class MetaserverEndpoint {
+  private framed: { metadata: GrpcMetadataClient; management: GrpcManagementClient } | undefined;
+  private asking = false;
+
+  constructor(
+    readonly grpcMetadata: GrpcMetadataClient,
+    readonly grpcManagement: GrpcManagementClient,
+    private readonly pool: FramedPool | undefined,
+  ) {}
+
+  metadata(): GrpcMetadataClient { return this.framedClients()?.metadata ?? this.grpcMetadata; }
+  management(): GrpcManagementClient { return this.framedClients()?.management ?? this.grpcManagement; }
+
+  forgetFramed(): void { this.framed = undefined; }
+
+  private framedClients(): { metadata: GrpcMetadataClient; management: GrpcManagementClient } | undefined {
+    if (this.framed === undefined && this.pool !== undefined && !this.asking) this.ask(this.pool);
+    return this.framed;
+  }
+
+  private ask(pool: FramedPool): void {
+    this.asking = true;
+    callUnary(this.grpcMetadata, this.grpcMetadata.GetEndpoints, {}, endpointsDeadlineMs).then((r) => {
+      if (r.framedAddress === '') return;
+      const protos = loadProtos();
+      this.framed = {
+        metadata: framedServiceClient<GrpcMetadataClient>(protos.flyfs.v1.Metadata.service, pool, r.framedAddress),
+        management: framedServiceClient<GrpcManagementClient>(protos.flyfs.v1.Management.service, pool, r.framedAddress),
+      };
+    }, () => { /* unreachable now: gRPC serves, and the next call asks again */ }).finally(() => { this.asking = false; });
+  }
+
+  close(): void {
+    // The generated Metadata client has a Close RPC that shadows grpc.Client#close.
+    grpc.Client.prototype.close.call(this.grpcMetadata);
+    grpc.Client.prototype.close.call(this.grpcManagement);
+  }
+}
+
 /** First pause after a round of refusals, and the longest. */
 const metaRetryPauseMs = 25;
 const metaRetryPauseMsMax = 400;
@@ -103,8 +161,8 @@ const metaRetryPauseMsMax = 400;
 const metaAttemptMsMax = 5_000;
 
 export class MetadataClient {
-  private readonly metadata: GrpcMetadataClient[];
-  private readonly management: GrpcManagementClient[];
+  private readonly endpoints: MetaserverEndpoint[];
+  private readonly framedPool: FramedPool | undefined;
   private readonly addresses: readonly string[];
   /** Where writes went last (the head), and where the next read goes. */
   private readonly preferred = { head: 0, read: 0 };
@@ -120,8 +178,9 @@ export class MetadataClient {
     if (addresses.length === 0) throw flyfsError('FLYFS_ERR_NOT_CONNECTED');
     const protos = loadProtos();
     const creds = grpc.credentials.createInsecure();
-    this.metadata = addresses.map((a) => new protos.flyfs.v1.Metadata(a, creds, channelOptions));
-    this.management = addresses.map((a) => new protos.flyfs.v1.Management(a, creds, channelOptions));
+    this.framedPool = (options.metadataTransport ?? 'framed') === 'framed' ? new FramedPool(framedConnectionsPerMetaserver) : undefined;
+    this.endpoints = addresses.map((a) => new MetaserverEndpoint(
+      new protos.flyfs.v1.Metadata(a, creds, channelOptions), new protos.flyfs.v1.Management(a, creds, channelOptions), this.framedPool));
     this.addresses = [...addresses];
     this.clientId = clientId;
     this.deadlineMs = options.deadlineMs ?? limits.rpcDeadlineMsDefault;
@@ -136,7 +195,8 @@ export class MetadataClient {
    * Calls one method where it belongs (`to`: the head, or a replica that reads), moving on while
    * the failure is retryable: to the replica the refusal names, else to the next, until the deadline.
    */
-  private async call<C extends grpc.Client, Res>(clients: C[], to: 'head' | 'read', invoke: (c: C, deadlineMs: number) => Promise<Res>): Promise<Res> {
+  private async call<C extends grpc.Client, Res>(client: (e: MetaserverEndpoint) => C, to: 'head' | 'read', invoke: (c: C, deadlineMs: number) => Promise<Res>): Promise<Res> {
+    const n = this.endpoints.length;
     const deadline = Date.now() + this.deadlineMs;
     let lastErr: FlyfsError | undefined;
     let i = this.preferred[to];
@@ -146,20 +206,21 @@ export class MetadataClient {
       try {
         // One attempt gets a slice of the deadline: a hung (not dead) metaserver must not hold
         // the call while another could answer; the retry carries the same request id.
-        const res = await invoke(clients[i]!, Math.min(left, metaAttemptMsMax));
+        const res = await invoke(client(this.endpoints[i]!), Math.min(left, metaAttemptMsMax));
         // Writes stay with the head; reads take turns over the replicas (each serves committed
         // state when clean), so they spread over the machines' cores.
-        this.preferred[to] = to === 'head' ? i : (i + 1) % clients.length;
+        this.preferred[to] = to === 'head' ? i : (i + 1) % n;
         return res;
       } catch (err) {
         const fe = err instanceof FlyfsError ? err : flyfsError('FLYFS_ERR_INTERNAL', String(err), { cause: err });
         if (!fe.retryable) throw fe;
+        if (fe.code === 'FLYFS_ERR_UNAVAILABLE' || fe.code === 'FLYFS_ERR_CLOSED') this.endpoints[i]!.forgetFramed();
         lastErr = fe;
         const hinted = fe.hint === undefined ? -1 : this.addresses.indexOf(fe.hint);
-        const next = hinted >= 0 && hinted !== i ? hinted : (i + 1) % clients.length;
+        const next = hinted >= 0 && hinted !== i ? hinted : (i + 1) % n;
         // A hint is tried at once; a full round of refusals backs off (an election is under way).
         if (hinted < 0 || hinted === i) {
-          const pauseMs = Math.min(metaRetryPauseMs * 2 ** Math.floor(attempt / clients.length), metaRetryPauseMsMax);
+          const pauseMs = Math.min(metaRetryPauseMs * 2 ** Math.floor(attempt / n), metaRetryPauseMsMax);
           await new Promise((r) => setTimeout(r, Math.min(pauseMs, Math.max(0, deadline - Date.now()))));
         }
         i = next;
@@ -169,11 +230,11 @@ export class MetadataClient {
   }
 
   private meta<Res>(invoke: (c: GrpcMetadataClient, deadlineMs: number) => Promise<Res>): Promise<Res> {
-    return this.call(this.metadata, 'head', invoke);
+    return this.call((e) => e.metadata(), 'head', invoke);
   }
 
   private metaRead<Res>(invoke: (c: GrpcMetadataClient, deadlineMs: number) => Promise<Res>): Promise<Res> {
-    return this.call(this.metadata, 'read', invoke);
+    return this.call((e) => e.metadata(), 'read', invoke);
   }
 
   async mkdir(path: string, options: { recursive: boolean; mode: number; chunkSizeBytes?: number; stripe?: number }): Promise<InodeAttrs> {
@@ -339,17 +400,17 @@ export class MetadataClient {
 
   /** An operator takes a target offline, or lets it come back (flyfs admin offline|online). */
   async setTargetAdmin(targetId: number, offline: boolean): Promise<{ routingVersion: number }> {
-    return this.call(this.management, 'head', (c, d) => callUnary(c, c.SetTargetAdmin, { targetId, offline }, d));
+    return this.call((e) => e.management(), 'head', (c, d) => callUnary(c, c.SetTargetAdmin, { targetId, offline }, d));
   }
 
   async routingInfo(): Promise<RoutingInfo> {
-    return this.call(this.management, 'head', (c, d) => callUnary(c, c.GetRoutingInfo, { knownVersion: 0 }, d));
+    return this.call((e) => e.management(), 'head', (c, d) => callUnary(c, c.GetRoutingInfo, { knownVersion: 0 }, d));
   }
 
   shutdown(): void {
     if (this.keepAliveTimer !== undefined) clearInterval(this.keepAliveTimer);
     this.keepAliveTimer = undefined;
-    // The generated Metadata client has a Close RPC that shadows grpc.Client#close.
-    for (const c of [...this.metadata, ...this.management]) grpc.Client.prototype.close.call(c);
+    for (const e of this.endpoints) e.close();
+    this.framedPool?.close();
   }
 }

@@ -86,37 +86,79 @@ export function errorFromReply(header: Record<string, unknown>): FlyfsError {
 
 /**
  * Incremental decoder: push socket chunks in, pull whole frames out one at a time (so the caller
- * decides how many to take: that is the backpressure point). A frame's bytes are joined once,
- * when all of them have arrived. Malformed input throws FLYFS_ERR_BAD_FRAME; after that the
- * stream is unusable and the connection must be closed.
+ * decides how many to take: that is the backpressure point). A frame that sits inside one pushed
+ * chunk is handed out as a slice of it; one that spans chunks is copied once, as its bytes
+ * arrive, into one buffer of the frame's size (allocated when its fixed header is known and
+ * checked), so the decoder never holds a list of socket chunks for a large frame nor joins them at
+ * the end. Malformed input throws FLYFS_ERR_BAD_FRAME; after that the stream is unusable and the
+ * connection must be closed.
  */
 export class FrameDecoder {
+  /** Bytes not yet part of a frame being assembled (whole small frames, the next fixed header). */
   private chunks: Buffer[] = [];
   private buffered = 0;
-  /** Total bytes of the frame being assembled, once its fixed header is known. */
+  /** Total bytes of the frame being decoded, once its fixed header is known. */
   private need = 0;
+  /** The frame being copied together, once it is known to span chunks. */
+  private assembling: Buffer | undefined;
+  private filled = 0;
   private failed = false;
 
   constructor(private readonly expectReplies: boolean) {}
 
   push(chunk: Buffer): void {
     if (chunk.length === 0) return;
+    if (this.assembling !== undefined && this.filled < this.need) {
+      const k = Math.min(chunk.length, this.need - this.filled);
+      chunk.copy(this.assembling, this.filled, 0, k);
+      this.filled += k;
+      if (k === chunk.length) return;
+      chunk = chunk.subarray(k);
+    }
     this.chunks.push(chunk);
     this.buffered += chunk.length;
   }
 
-  get bufferedBytes(): number { return this.buffered; }
+  /** Bytes received and not yet handed out as frames. */
+  get bufferedBytes(): number { return this.buffered + (this.assembling === undefined ? 0 : this.filled); }
 
   /** The next whole frame, or undefined until more bytes arrive. */
   next(): Frame | undefined {
     assert(!this.failed, 'decoder used after a bad frame');
-    if (this.need === 0) {
-      if (this.buffered < FIXED_HEADER_BYTES) return undefined;
-      this.need = this.checkFixedHeader(this.peek(FIXED_HEADER_BYTES));
+    let bytes: Buffer;
+    if (this.assembling !== undefined) {
+      if (this.filled < this.need) return undefined;
+      bytes = this.assembling;
+      this.assembling = undefined;
+      this.filled = 0;
+    } else {
+      if (this.need === 0) {
+        if (this.buffered < FIXED_HEADER_BYTES) return undefined;
+        this.need = this.checkFixedHeader(this.peek(FIXED_HEADER_BYTES));
+      }
+      if (this.chunks[0]!.length >= this.need) {
+        bytes = this.take(this.need);
+      } else {
+        // The frame spans chunks: what is buffered (all of it belongs to this frame, or the
+        // frame is complete and is copied out now) goes into the frame's buffer; later pushes
+        // copy straight in.
+        const out = Buffer.allocUnsafe(this.need);
+        const n = Math.min(this.buffered, this.need);
+        this.copyOut(out, n);
+        if (n < this.need) {
+          this.assembling = out;
+          this.filled = n;
+          return undefined;
+        }
+        bytes = out;
+      }
     }
-    if (this.buffered < this.need) return undefined;
-    const bytes = this.take(this.need);
+    assert(bytes.length === this.need, 'a decoded frame has the length its fixed header gave');
     this.need = 0;
+    return this.decode(bytes);
+  }
+
+  private decode(bytes: Buffer): Frame {
     const headerLength = bytes.readUInt32LE(12);
     let header: unknown;
     try {
@@ -154,6 +196,8 @@ export class FrameDecoder {
     this.failed = true;
     this.chunks = [];
     this.buffered = 0;
+    this.assembling = undefined;
+    this.filled = 0;
     return flyfsError('FLYFS_ERR_BAD_FRAME', detail);
   }
 
@@ -164,28 +208,28 @@ export class FrameDecoder {
     return Buffer.concat(this.chunks, n);
   }
 
-  /** Consumes the first n bytes as one buffer; zero-copy when they sit in one chunk. */
+  /** Consumes the first n bytes of the first chunk, which holds them: a slice, no copy. */
   private take(n: number): Buffer {
     const first = this.chunks[0]!;
-    let out: Buffer;
-    if (first.length >= n) {
-      out = first.subarray(0, n);
-      if (first.length === n) this.chunks.shift();
-      else this.chunks[0] = first.subarray(n);
-    } else {
-      out = Buffer.allocUnsafe(n);
-      let copied = 0;
-      while (copied < n) {
-        const c = this.chunks[0]!;
-        const k = Math.min(c.length, n - copied);
-        c.copy(out, copied, 0, k);
-        copied += k;
-        if (k === c.length) this.chunks.shift();
-        else this.chunks[0] = c.subarray(k);
-      }
-    }
+    const out = first.subarray(0, n);
+    if (first.length === n) this.chunks.shift();
+    else this.chunks[0] = first.subarray(n);
     this.buffered -= n;
     return out;
+  }
+
+  /** Consumes the first n buffered bytes into `out`. */
+  private copyOut(out: Buffer, n: number): void {
+    let copied = 0;
+    while (copied < n) {
+      const c = this.chunks[0]!;
+      const k = Math.min(c.length, n - copied);
+      c.copy(out, copied, 0, k);
+      copied += k;
+      if (k === c.length) this.chunks.shift();
+      else this.chunks[0] = c.subarray(k);
+    }
+    this.buffered -= n;
   }
 }
 

@@ -112,14 +112,24 @@ export function fromServiceError(err: unknown): FlyfsError {
   }
 }
 
+/** The async function behind each handler made by `unary`, for transports other than grpc-js. */
+const unaryFunctions = new WeakMap<object, (request: unknown) => Promise<unknown>>();
+
 /** Wraps an async handler as a grpc-js unary handler that maps errors. */
-export function unary<Req, Res>(fn: (request: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
-  return (call, callback) => {
-    fn(call.request, call).then(
+export function unary<Req, Res>(fn: (request: Req) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
+  const handler: grpc.handleUnaryCall<Req, Res> = (call, callback) => {
+    fn(call.request).then(
       (res) => callback(null, res),
       (err: unknown) => callback(toServiceError(err)),
     );
   };
+  unaryFunctions.set(handler, fn as (request: unknown) => Promise<unknown>);
+  return handler;
+}
+
+/** The request -> reply function of a handler made by `unary` (errors are thrown FlyfsErrors). */
+export function unaryFunction(handler: unknown): ((request: unknown) => Promise<unknown>) | undefined {
+  return typeof handler === 'function' ? unaryFunctions.get(handler) : undefined;
 }
 
 /** The last (shortest) overload of a generated client method: TypeScript infers from it. */

@@ -12,6 +12,8 @@ export interface MetaserverConfig {
   grpcPort: number;
   /** HTTP port; 0 (default) picks an ephemeral one. */
   httpPort: number;
+  /** Port of the framed RPC (the gRPC services' unary methods over common/frame.ts); 0 (default) picks an ephemeral one. */
+  rpcPort: number;
   /** Node lease. Default limits.leaseMsDefault. */
   leaseMs: number;
   /** Chunk size of the root directory's layout policy. Default limits.chunkSizeBytesDefault. */
@@ -46,6 +48,7 @@ export const metaserverDefaults = {
   host: '127.0.0.1',
   grpcPort: 0,
   httpPort: 0,
+  rpcPort: 0,
   leaseMs: limits.leaseMsDefault,
   rootChunkSizeBytes: limits.chunkSizeBytesDefault,
   rootStripe: limits.stripeDefault,
@@ -111,6 +114,7 @@ export function metaserverConfig(input: Partial<MetaserverConfig> & { dataDir: s
   if (typeof c.host !== 'string' || c.host.length === 0) bad('host must not be empty');
   checkInt('grpcPort', c.grpcPort, 0, 65535);
   checkInt('httpPort', c.httpPort, 0, 65535);
+  checkInt('rpcPort', c.rpcPort, 0, 65535);
   checkInt('leaseMs', c.leaseMs, metaserverLimits.leaseMsMin, metaserverLimits.leaseMsMax);
   checkInt('rootStripe', c.rootStripe, 1, limits.stripeMax);
   checkInt('gcIntervalMs', c.gcIntervalMs, metaserverLimits.gcIntervalMsMin, metaserverLimits.gcIntervalMsMax);
@@ -128,7 +132,7 @@ export function metaserverConfig(input: Partial<MetaserverConfig> & { dataDir: s
 }
 
 const flagToKey: Record<string, keyof MetaserverConfig> = {
-  '--data': 'dataDir', '--host': 'host', '--port': 'grpcPort', '--http-port': 'httpPort',
+  '--data': 'dataDir', '--host': 'host', '--port': 'grpcPort', '--http-port': 'httpPort', '--rpc-port': 'rpcPort',
   '--lease-ms': 'leaseMs', '--chunk-size': 'rootChunkSizeBytes', '--stripe': 'rootStripe', '--gc-interval-ms': 'gcIntervalMs',
   '--replicas': 'replicas',
   '--session-timeout-ms': 'sessionTimeoutMs', '--session-prune-interval-ms': 'sessionPruneIntervalMs',

@@ -3,6 +3,8 @@ import { pathToFileURL } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { bindServer, createServer, grpc, loadProtos, shutdownServer } from '../common/grpc.js';
 import { flyfsError } from '../common/errors.js';
+import { framedRpcDispatch } from '../common/framed-rpc.js';
+import { startFramedServer, type FrameDispatch, type FramedServer } from '../common/framed-server.js';
 import { listenHttp } from '../common/http.js';
 import { ROOT_INODE_ID } from '../common/ids.js';
 import { createLogger, silentLogger, type Logger } from '../common/log.js';
@@ -12,7 +14,7 @@ import { grpcChunkRemover } from './chunk-remover.js';
 import { ClusterMap } from './cluster-map.js';
 import { chainTiming, metaserverConfig, parseMetaserverArgs, parsePeers, type MetaserverConfig } from './config.js';
 import { openMetaEnv, type MetaEnv } from './db.js';
-import { GrpcReplicaTransport, PeerDirectory, publishPeerAddress } from './replication/peers.js';
+import { PeerTransport, PeerDirectory, publishPeerAddress } from './replication/peers.js';
 import { MetaReplica } from './replication/replica.js';
 import { replicationHandlers } from './replication/service.js';
 import { GcRunner } from './gc-runner.js';
@@ -43,16 +45,20 @@ export interface BuiltMetaserver {
   readonly gc: GcRunner;
   readonly sessions: SessionPruner;
   readonly grpcServer: grpc.Server;
+  /** The unary methods of the same services, for common/framed-server.ts. */
+  readonly framedDispatch: FrameDispatch;
   readonly http: FastifyInstance;
   readonly logger: Logger;
-  /** Tells /status the listening address, once known. */
-  setGrpcAddress(address: string): void;
+  /** Tells /status and GetEndpoints the listening addresses, once known. */
+  setAddresses(a: { grpcAddress: string; framedAddress: string }): void;
   /** Closes what build opened (store, clients); servers must be stopped first. */
   dispose(): Promise<void>;
 }
 
 export interface RunningMetaserver {
   readonly grpcAddress: string;
+  /** The framed RPC's address (common/framed-rpc.ts). */
+  readonly framedAddress: string;
   readonly httpAddress: string;
   readonly grpcPort: number;
   readonly httpPort: number;
@@ -69,7 +75,7 @@ export async function buildMetaserver(input: MetaserverConfig, options: Metaserv
   const env: MetaEnv = openMetaEnv(config.dataDir);
   const members = Array.from({ length: config.metaservers }, (_, i) => i + 1);
   const peers = new PeerDirectory({ static: parsePeers(config.peers, config.metaservers), dir: config.peersDir === '' ? undefined : config.peersDir });
-  const transport = new GrpcReplicaTransport(config.replicaId, peers, logger);
+  const transport = new PeerTransport(config.replicaId, peers, logger);
   const replica = new MetaReplica({ env, self: config.replicaId, members, timing: chainTiming(config), transport, logger: logger.child({ replica: config.replicaId }) });
   const store = MetaStore.create(replica.db, { rootChunkSizeBytes: config.rootChunkSizeBytes, rootStripe: config.rootStripe, now });
   const clusterMap = ClusterMap.create(replica.db, { leaseMs: config.leaseMs, replicas: config.replicas, now });
@@ -92,16 +98,22 @@ export async function buildMetaserver(input: MetaserverConfig, options: Metaserv
   const active = (): boolean => replica.isServingHead();
   const gc = new GcRunner({ store, remover, intervalMs: config.gcIntervalMs, now, logger, active });
   const sessions = new SessionPruner({ store, intervalMs: config.sessionPruneIntervalMs, timeoutMs: config.sessionTimeoutMs, now, logger, active });
-  const grpcServer = createServer();
-  const protos = loadProtos();
-  grpcServer.addService(protos.flyfs.v1.Management.service, managementHandlers({ store, clusterMap, replica, metrics }));
-  grpcServer.addService(protos.flyfs.v1.Metadata.service, metadataHandlers({ store, clusterMap, replica, metrics }));
-  grpcServer.addService(protos.flyfs.v1.Replication.service, replicationHandlers(replica, config.replicaId, members));
   let grpcAddress = '';
+  let framedAddress = '';
+  const deps = { store, clusterMap, replica, metrics, framedAddress: () => framedAddress };
+  const protos = loadProtos();
+  const services = [
+    { definition: protos.flyfs.v1.Management.service, handlers: managementHandlers(deps) },
+    { definition: protos.flyfs.v1.Metadata.service, handlers: metadataHandlers(deps) },
+    { definition: protos.flyfs.v1.Replication.service, handlers: replicationHandlers(replica, config.replicaId, members) },
+  ];
+  const grpcServer = createServer();
+  for (const s of services) grpcServer.addService(s.definition, s.handlers as grpc.UntypedServiceImplementation);
+  const framedDispatch = framedRpcDispatch(services);
   const http = buildMetaserverHttp({ store, clusterMap, replica, metrics, grpcAddress: () => grpcAddress });
   return {
-    config, store, clusterMap, replica, metrics, gc, sessions, grpcServer, http, logger,
-    setGrpcAddress(address) { grpcAddress = address; },
+    config, store, clusterMap, replica, metrics, gc, sessions, grpcServer, framedDispatch, http, logger,
+    setAddresses(a) { grpcAddress = a.grpcAddress; framedAddress = a.framedAddress; },
     async dispose() {
       await gc.stop(); await sessions.stop(); await replica.stop();
       transport.close(); grpcRemover?.close(); await env.close();
@@ -114,18 +126,23 @@ export async function startMetaserver(config: MetaserverConfig, options: Metaser
   const c = built.config;
   let grpcPort: number;
   let httpPort: number;
+  let framed: FramedServer | undefined;
   try {
     grpcPort = await bindServer(built.grpcServer, c.host, c.grpcPort);
     httpPort = await listenHttp(built.http, c.host, c.httpPort);
+    framed = await startFramedServer({ host: c.host, port: c.rpcPort, dispatch: built.framedDispatch, logger: built.logger });
   } catch (err) {
     built.grpcServer.forceShutdown();
     await built.http.close().catch(() => undefined);
+    await framed?.close();
     await built.dispose();
     throw err;
   }
+  const framedServer = framed;
   const grpcAddress = `${c.host}:${grpcPort}`;
-  built.setGrpcAddress(grpcAddress);
-  if (c.peersDir !== '') publishPeerAddress(c.peersDir, { replicaId: c.replicaId, grpcAddress, httpAddress: `${c.host}:${httpPort}`, pid: process.pid });
+  const framedAddress = `${c.host}:${framedServer.port}`;
+  built.setAddresses({ grpcAddress, framedAddress });
+  if (c.peersDir !== '') publishPeerAddress(c.peersDir, { replicaId: c.replicaId, grpcAddress, framedAddress, httpAddress: `${c.host}:${httpPort}`, pid: process.pid });
   built.replica.start();
   built.gc.start();
   built.sessions.start();
@@ -136,14 +153,15 @@ export async function startMetaserver(config: MetaserverConfig, options: Metaser
   ticker.unref();
   // Alone, this metaserver is its own chain: it is up once it heads it and the namespace has a root.
   if (c.metaservers === 1) await waitFor(() => built.replica.isServingHead() && built.store.statInode(ROOT_INODE_ID) !== undefined, soloStartMsMax);
-  built.logger.info({ grpcAddress, httpPort, dataDir: c.dataDir }, 'metaserver listening');
+  built.logger.info({ grpcAddress, framedAddress, httpPort, dataDir: c.dataDir }, 'metaserver listening');
   let stopping: Promise<void> | undefined;
   return {
-    grpcAddress, httpAddress: `${c.host}:${httpPort}`, grpcPort, httpPort, store: built.store, clusterMap: built.clusterMap, replica: built.replica,
+    grpcAddress, framedAddress, httpAddress: `${c.host}:${httpPort}`, grpcPort, httpPort, store: built.store, clusterMap: built.clusterMap, replica: built.replica,
     stop() {
       stopping ??= (async () => {
         clearInterval(ticker);
         await shutdownServer(built.grpcServer);
+        await framedServer.close();
         await built.http.close();
         await built.dispose();
       })();
@@ -166,7 +184,8 @@ export async function runMetaserverCli(argv: string[]): Promise<void> {
   const config = parseMetaserverArgs(argv);
   const logger = createLogger({ role: 'metaserver' });
   const running = await startMetaserver(config, { logger });
-  announceReady({ role: 'metaserver', pid: process.pid, grpcAddress: running.grpcAddress, httpAddress: running.httpAddress });
+  // The framed RPC address is announced as the data address (the port beside gRPC that speaks frames).
+  announceReady({ role: 'metaserver', pid: process.pid, grpcAddress: running.grpcAddress, httpAddress: running.httpAddress, dataAddress: running.framedAddress });
   stopOnSignals(() => running.stop());
 }
 

@@ -15,7 +15,11 @@ import type { MetaReplica } from './replication/replica.js';
 import type { MetaStore } from './store.js';
 import { attrChangeFromWire, ctxFromWire, inodeToWire, inodeTypeToWire, nodeRoleFromWire, routingToWire, targetsFromWire } from './wire.js';
 
-export interface ServiceDeps { store: MetaStore; clusterMap: ClusterMap; replica: MetaReplica; metrics: MetricsRegistry }
+export interface ServiceDeps {
+  store: MetaStore; clusterMap: ClusterMap; replica: MetaReplica; metrics: MetricsRegistry;
+  /** This metaserver's framed RPC address ('' while it has none). */
+  framedAddress: () => string;
+}
 
 /** Where a request may run: reads on a replica that serves committed state, the rest on the head. */
 type Access = 'read' | 'head';
@@ -151,5 +155,7 @@ export function metadataHandlers(d: ServiceDeps): MetadataHandlers {
       inode: inodeToWire(await s.sync({ inodeId: req.inodeId, sessionId: req.sessionId, length: req.length, ctx: ctxFromWire(req.ctx) })),
     })),
     KeepAlive: recorded(d, 'KeepAlive', 'head', (req) => { s.keepAlive(req.clientId); return {}; }),
+    // Any replica answers, whatever its role: it says only where it listens.
+    GetEndpoints: unary(async () => ({ framedAddress: d.framedAddress() })),
   };
 }

@@ -229,14 +229,15 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
     await mkdir(peersDir, { recursive: true });
     const metas = await Promise.all(Array.from({ length: metaCount }, (_, i) =>
       spawnChild(`metaserver-${i}`, 'metaserver', [
-        '--data', join(options.dataDir, `metaserver-${i}`), '--host', host, '--port', '0', '--http-port', '0',
+        '--data', join(options.dataDir, `metaserver-${i}`), '--host', host, '--port', '0', '--http-port', '0', '--rpc-port', '0',
         '--replica-id', String(i + 1), '--metaservers', String(metaCount), '--peers-dir', peersDir,
         '--replicas', String(replicas),
         ...(options.extraArgs?.metaserver ?? []),
       ])));
     // Restarts of a metaserver keep its ports, so storage servers can find it again.
     for (const m of metas) {
-      m.args = m.args.map((a, i, arr) => arr[i - 1] === '--port' ? portOf(m.node.grpcAddress) : arr[i - 1] === '--http-port' ? portOf(m.node.httpAddress) : a);
+      m.args = m.args.map((a, i, arr) => arr[i - 1] === '--port' ? portOf(m.node.grpcAddress)
+        : arr[i - 1] === '--http-port' ? portOf(m.node.httpAddress) : arr[i - 1] === '--rpc-port' ? portOf(m.node.dataAddress) : a);
     }
     const mgmt = metas.map((m) => m.node.grpcAddress).join(',');
     const storages = await Promise.all(Array.from({ length: storageCount }, (_, i) =>

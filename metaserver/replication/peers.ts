@@ -1,11 +1,15 @@
-// Where the other metaservers are, and the gRPC transport of the chain between them.
-// Addresses come from the configuration (`--peer id=host:port`) or from a folder where each
-// metaserver publishes its own address when it starts (`--peers-dir`, used by `flyfs up` and
-// tests, whose ports are ephemeral). Sends are fire-and-forget: the protocol tolerates loss.
+// Where the other metaservers are, and the transport of the chain between them. Addresses come
+// from the configuration (`--peer id=host:port`, gRPC only) or from a folder where each
+// metaserver publishes its addresses when it starts (`--peers-dir`, used by `flyfs up` and
+// tests, whose ports are ephemeral). Deliver goes over the framed RPC when the peer published
+// one (common/framed-rpc.ts), else over gRPC; snapshots stream over gRPC. Sends are
+// fire-and-forget: the protocol tolerates loss.
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { channelOptions, grpc, loadProtos, type ReplicationProto } from '../../common/grpc.js';
 import { flyfsError } from '../../common/errors.js';
+import { FramedPool } from '../../common/framed-connection.js';
+import { framedServiceClient } from '../../common/framed-rpc.js';
 import type { Logger } from '../../common/log.js';
 import type { TableName } from '../tables.js';
 import { packMessages, replicationLimits, unpackRows } from './codec.js';
@@ -21,7 +25,13 @@ const deliverDeadlineMs = 2_000;
 const deliverBytesSoftMax = 512 * 1024;
 const snapshotDeadlineMs = 60_000;
 
-export interface PeerAddressFile { readonly replicaId: ReplicaId; readonly grpcAddress: string; readonly httpAddress: string; readonly pid: number }
+export interface PeerAddressFile {
+  readonly replicaId: ReplicaId; readonly grpcAddress: string; readonly httpAddress: string; readonly pid: number;
+  /** The framed RPC's address; absent for a peer that does not serve one. */
+  readonly framedAddress?: string;
+}
+
+interface PeerAddresses { grpc: string; framed: string | undefined }
 
 export function peerFilePath(dir: string, id: ReplicaId): string { return join(dir, `metaserver-${id}.json`); }
 
@@ -37,24 +47,33 @@ export function readPeerAddress(dir: string, id: ReplicaId): PeerAddressFile | u
 }
 
 export class PeerDirectory {
-  private readonly cache = new Map<ReplicaId, { address: string | undefined; readMs: number }>();
+  private readonly cache = new Map<ReplicaId, { addresses: PeerAddresses | undefined; readMs: number }>();
 
   constructor(private readonly o: { static: ReadonlyMap<ReplicaId, string>; dir: string | undefined }) {}
 
-  addressOf(id: ReplicaId): string | undefined {
+  /** The gRPC address of a peer (also what redirect hints name). */
+  addressOf(id: ReplicaId): string | undefined { return this.addressesOf(id)?.grpc; }
+
+  addressesOf(id: ReplicaId): PeerAddresses | undefined {
     const fixed = this.o.static.get(id);
-    if (fixed !== undefined || this.o.dir === undefined) return fixed;
+    if (fixed !== undefined || this.o.dir === undefined) return fixed === undefined ? undefined : { grpc: fixed, framed: undefined };
     const now = Date.now();
     const c = this.cache.get(id);
-    if (c !== undefined && now - c.readMs < peerFileRefreshMs) return c.address;
-    const address = readPeerAddress(this.o.dir, id)?.grpcAddress;
-    this.cache.set(id, { address, readMs: now });
-    return address;
+    if (c !== undefined && now - c.readMs < peerFileRefreshMs) return c.addresses;
+    const file = readPeerAddress(this.o.dir, id);
+    const addresses = file === undefined ? undefined : { grpc: file.grpcAddress, framed: file.framedAddress };
+    this.cache.set(id, { addresses, readMs: now });
+    return addresses;
   }
 }
 
-export class GrpcReplicaTransport implements ReplicaTransport {
+/** Framed connections kept to each peer. */
+const framedConnectionsPerPeer = 1;
+
+export class PeerTransport implements ReplicaTransport {
   private readonly clients = new Map<ReplicaId, { address: string; client: ReplicationClient }>();
+  private readonly framedClients = new Map<ReplicaId, { address: string; client: ReplicationClient }>();
+  private readonly framedPool = new FramedPool(framedConnectionsPerPeer);
   private readonly Client = loadProtos().flyfs.v1.Replication;
 
   constructor(private readonly self: ReplicaId, private readonly peers: PeerDirectory, private readonly logger: Logger) {}
@@ -72,8 +91,19 @@ export class GrpcReplicaTransport implements ReplicaTransport {
     return client;
   }
 
+  /** The framed client of a peer that serves the framed RPC, else its gRPC client. */
+  private deliverClient(id: ReplicaId): ReplicationClient | undefined {
+    const framed = this.peers.addressesOf(id)?.framed;
+    if (framed === undefined) return this.client(id);
+    const known = this.framedClients.get(id);
+    if (known !== undefined && known.address === framed) return known.client;
+    const client = framedServiceClient<ReplicationClient>(this.Client.service, this.framedPool, framed);
+    this.framedClients.set(id, { address: framed, client });
+    return client;
+  }
+
   send(to: ReplicaId, messages: Message<MetaPayload>[]): void {
-    const c = this.client(to);
+    const c = this.deliverClient(to);
     if (c === undefined) return;
     // Bounded calls: a big catch-up goes as several, each arriving (and acknowledged) on its
     // own well within the deadline, instead of one that may miss it and be sent again whole.
@@ -111,6 +141,8 @@ export class GrpcReplicaTransport implements ReplicaTransport {
   close(): void {
     for (const { client } of this.clients.values()) client.close();
     this.clients.clear();
+    this.framedPool.close();
+    this.framedClients.clear();
     this.logger.debug('replica transport closed');
   }
 }
