@@ -1,6 +1,7 @@
 // One partition task, as a worker runs it: stage the inputs from flyfs into a local scratch
-// folder (in parallel), run the stage's SQL in DuckDB, upload the outputs into a fresh attempt
-// folder in flyfs with a manifest, and publish that folder by renaming it to the task's output
+// folder (in parallel), run the stage's SQL in DuckDB (gensort records are split or sorted in
+// memory instead, with no scratch), upload the outputs into a fresh attempt folder in flyfs
+// with a manifest, and publish that folder by renaming it to the task's output
 // folder. A retried task therefore never leaves duplicates: the first attempt to publish wins,
 // a later one finds the folder there and throws its own away. The scratch folder goes in every
 // case; scratch left by a killed worker is swept by the next worker (sweepScratch).
@@ -15,8 +16,9 @@ import { openDuck, quoteIdent, quoteString, readerOf, scalar } from './duck.js';
 import { partitionRecords, recordBytes, sortRecords } from './graysort.js';
 import { pieceName, taskManifest, type InputFormat, type Task, type TaskManifest } from './plan.js';
 
-/** Inputs staged at once by one task. */
+/** Inputs one task reads (or stages) at once, and outputs it uploads at once. */
 const stagingInflight = 8;
+const uploadInflight = 4;
 
 export const scratchRoot = (): string => join(tmpdir(), 'flyfs-job-scratch');
 
@@ -40,83 +42,109 @@ export async function sweepScratch(): Promise<void> {
 export async function runTask(fs: FileSystem, task: Task, attempt: number): Promise<TaskManifest> {
   const started = Date.now();
   if (await pathExists(fs, `${task.outputDir}/${taskManifest}`)) return readManifest(fs, task);
-  await mkdir(scratchRoot(), { recursive: true });
-  const scratch = await mkdtemp(join(scratchRoot(), `${process.pid}-${task.id}-`));
+  const run = { attempt, started };
+  if (task.inputs[0]?.format === 'gensort' || task.op.kind === 'sortRecords') return publish(fs, task, run, await runRecords(fs, task));
+  return withScratch(task, async (scratch) => publish(fs, task, run, await runSql(fs, task, scratch)));
+}
+
+/**
+ * Uploads the outputs into a fresh attempt folder with a manifest, then publishes that folder
+ * whole (renames it to the task's folder); the manifest that stands.
+ */
+async function publish(fs: FileSystem, task: Task, run: { attempt: number; started: number }, outputs: Outputs): Promise<TaskManifest> {
+  const attemptDir = `${task.outputDir}.attempt-${run.attempt}-${randomUUID().slice(0, 8)}`;
+  await fs.mkdir(attemptDir, { recursive: true });
+  await forEachParallel(outputs.files.length, uploadInflight, async (k) => {
+    const f = outputs.files[k]!;
+    await fs.writeFile(`${attemptDir}/${f.name}`, await f.bytes());
+  });
+  const manifest: TaskManifest = { task: task.id, files: outputs.files.map((f) => f.name), format: outputs.format, rows: outputs.rows, attempt: run.attempt, ms: Date.now() - run.started };
+  await fs.writeFile(`${attemptDir}/${taskManifest}`, JSON.stringify(manifest));
   try {
-    const inDir = join(scratch, 'in');
-    const outDir = join(scratch, 'out');
-    await mkdir(inDir);
-    await mkdir(outDir);
-    const local: string[] = new Array(task.inputs.length);
-    await forEachParallel(task.inputs.length, stagingInflight, async (k) => {
-      const src = task.inputs[k]!.path;
-      let bytes: Buffer;
-      try { bytes = await fs.readFile(src) as Buffer; } catch (err) {
-        const code = (err as { code?: string }).code;
-        if (code === 'ENOENT' || code === 'EISDIR') throw new TaskInputError(`task ${task.id}: input ${src}: ${(err as Error).message}`, src);
-        throw err;
-      }
-      local[k] = join(inDir, `${String(k).padStart(6, '0')}-${src.slice(src.lastIndexOf('/') + 1)}`);
-      await writeFile(local[k]!, bytes);
-    });
-    const outputs = task.inputs[0]?.format === 'gensort' || task.op.kind === 'sortRecords' ? await runRecords(task, local, outDir) : await runSql(task, local, outDir);
-    // Upload into a fresh attempt folder, then publish it whole.
-    const attemptDir = `${task.outputDir}.attempt-${attempt}-${randomUUID().slice(0, 8)}`;
-    await fs.mkdir(attemptDir, { recursive: true });
-    for (const name of outputs.files) await fs.writeFile(`${attemptDir}/${name}`, await readFile(join(outDir, name)));
-    const manifest: TaskManifest = { task: task.id, files: outputs.files, format: outputs.format, rows: outputs.rows, attempt, ms: Date.now() - started };
-    await fs.writeFile(`${attemptDir}/${taskManifest}`, JSON.stringify(manifest));
-    try {
-      await fs.rename(attemptDir, task.outputDir);
-    } catch (err) {
-      const code = (err as { code?: string }).code;
-      if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw err;
-      // Another attempt published first: its outputs stand, this one's go.
-      await fs.rm(attemptDir, { recursive: true, force: true });
-      return readManifest(fs, task);
-    }
-    return manifest;
-  } finally {
-    await rm(scratch, { recursive: true, force: true });
+    await fs.rename(attemptDir, task.outputDir);
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw err;
+    // Another attempt published first: its outputs stand, this one's go.
+    await fs.rm(attemptDir, { recursive: true, force: true });
+    return readManifest(fs, task);
   }
+  return manifest;
 }
 
 async function readManifest(fs: FileSystem, task: Task): Promise<TaskManifest> {
   return JSON.parse(await fs.readFile(`${task.outputDir}/${taskManifest}`, 'utf8') as string) as TaskManifest;
 }
 
-/** Runs the task's SQL over its staged inputs; the files it wrote to outDir and the rows. */
-type Outputs = { files: string[]; rows: number; format: InputFormat };
+/** A task's output files: their names in the task's folder, and where their bytes come from. */
+type Outputs = { files: Array<{ name: string; bytes: () => Promise<Buffer> }>; rows: number; format: InputFormat };
 
-/** gensort records: split by key range, sort, or copy — in this process, no SQL. */
-async function runRecords(task: Task, inputs: readonly string[], outDir: string): Promise<Outputs> {
-  const op = task.op;
-  if (inputs.length === 0) return { files: [], rows: 0, format: 'gensort' };
-  if (task.inputs.some((i) => i.format !== 'gensort')) throw new TaskInputError(`task ${task.id}: sortRecords needs gensort records, not ${task.inputs[0]!.format}`);
-  const what = `task ${task.id} input`;
-  const all = Buffer.concat(await Promise.all(inputs.map((p) => readFile(p))));
-  if (all.length % recordBytes !== 0) throw new TaskInputError(`task ${task.id}: its inputs (${task.inputs.map((i) => i.path).join(', ')}) are not whole ${recordBytes}-byte records`, task.inputs[0]!.path);
-  const rows = all.length / recordBytes;
-  if (op.kind === 'repartition') {
-    if (op.keyRange !== true) throw new TaskInputError(`task ${task.id}: gensort records repartition by keyRange only`);
-    const files: string[] = [];
-    const pieces = partitionRecords(all, op.n, what);
-    for (const [p, piece] of pieces.entries()) {
-      if (piece.length === 0) continue;
-      const name = pieceName(p, 'gensort');
-      await writeFile(join(outDir, name), piece);
-      files.push(name);
-    }
-    return { files, rows, format: 'gensort' };
-  }
-  if (op.kind === 'sql') throw new TaskInputError(`task ${task.id}: SQL over gensort records is not supported`);
-  const name = pieceName(task.partition, 'gensort');
-  await writeFile(join(outDir, name), op.kind === 'sortRecords' ? sortRecords(all, what) : all);
-  return { files: [name], rows, format: 'gensort' };
+/** Runs `fn` in a fresh local scratch folder, which is removed whatever happens. */
+async function withScratch<T>(task: Task, fn: (scratch: string) => Promise<T>): Promise<T> {
+  await mkdir(scratchRoot(), { recursive: true });
+  const scratch = await mkdtemp(join(scratchRoot(), `${process.pid}-${task.id}-`));
+  try { return await fn(scratch); } finally { await rm(scratch, { recursive: true, force: true }); }
 }
 
-async function runSql(task: Task, inputs: readonly string[], outDir: string): Promise<Outputs> {
-  if (inputs.length === 0) return { files: [], rows: 0, format: 'parquet' };
+/** Reads one of the task's inputs from flyfs; a missing one is an input error. */
+async function readInput(fs: FileSystem, task: Task, k: number): Promise<Buffer> {
+  const src = task.inputs[k]!.path;
+  try { return await fs.readFile(src) as Buffer; } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (code === 'ENOENT' || code === 'EISDIR') throw new TaskInputError(`task ${task.id}: input ${src}: ${(err as Error).message}`, src);
+    throw err;
+  }
+}
+
+/** The task's inputs, read from flyfs into memory in parallel. */
+async function readInputs(fs: FileSystem, task: Task): Promise<Buffer[]> {
+  const bufs: Buffer[] = new Array(task.inputs.length);
+  await forEachParallel(task.inputs.length, stagingInflight, async (k) => { bufs[k] = await readInput(fs, task, k); });
+  return bufs;
+}
+
+/**
+ * gensort records: split by key range, sort, or pass on — in this process and in memory, no
+ * SQL, so nothing is staged on local disk: the inputs are read from flyfs into memory and the
+ * outputs are uploaded from there.
+ */
+async function runRecords(fs: FileSystem, task: Task): Promise<Outputs> {
+  const op = task.op;
+  if (task.inputs.length === 0) return { files: [], rows: 0, format: 'gensort' };
+  if (task.inputs.some((i) => i.format !== 'gensort')) throw new TaskInputError(`task ${task.id}: sortRecords needs gensort records, not ${task.inputs[0]!.format}`);
+  if (op.kind === 'sql') throw new TaskInputError(`task ${task.id}: SQL over gensort records is not supported`);
+  if (op.kind === 'repartition' && op.keyRange !== true) throw new TaskInputError(`task ${task.id}: gensort records repartition by keyRange only`);
+  const what = `task ${task.id} input`;
+  const parts = await readInputs(fs, task);
+  const all = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+  parts.length = 0;
+  if (all.length % recordBytes !== 0) throw new TaskInputError(`task ${task.id}: its inputs (${task.inputs.map((i) => i.path).join(', ')}) are not whole ${recordBytes}-byte records`, task.inputs[0]!.path);
+  const rows = all.length / recordBytes;
+  const file = (name: string, data: Buffer): Outputs['files'][number] => ({ name, bytes: () => Promise.resolve(data) });
+  if (op.kind === 'repartition') {
+    const pieces = partitionRecords(all, op.n, what);
+    const files = [...pieces.entries()].filter(([, piece]) => piece.length > 0).map(([p, piece]) => file(pieceName(p, 'gensort'), piece));
+    return { files, rows, format: 'gensort' };
+  }
+  return { files: [file(pieceName(task.partition, 'gensort'), op.kind === 'sortRecords' ? sortRecords(all, what) : all)], rows, format: 'gensort' };
+}
+
+/** Stages the task's inputs into scratch, runs its SQL over them; its outputs stay in scratch
+ * until they are uploaded (within `withScratch`). */
+async function runSql(fs: FileSystem, task: Task, scratch: string): Promise<Outputs> {
+  if (task.inputs.length === 0) return { files: [], rows: 0, format: 'parquet' };
+  const inDir = join(scratch, 'in');
+  const outDir = join(scratch, 'out');
+  await mkdir(inDir);
+  await mkdir(outDir);
+  const inputs: string[] = new Array(task.inputs.length);
+  await forEachParallel(task.inputs.length, stagingInflight, async (k) => {
+    const bytes = await readInput(fs, task, k);
+    const src = task.inputs[k]!.path;
+    inputs[k] = join(inDir, `${String(k).padStart(6, '0')}-${src.slice(src.lastIndexOf('/') + 1)}`);
+    await writeFile(inputs[k]!, bytes);
+  });
+  const local = (name: string): Outputs['files'][number] => ({ name, bytes: () => readFile(join(outDir, name)) });
   const format = task.inputs[0]!.format;
   const duck = await openDuck();
   const q = (s: string): string => quoteString(s);
@@ -135,7 +163,7 @@ async function runSql(task: Task, inputs: readonly string[], outDir: string): Pr
       const query = op.kind === 'sql' ? op.query.replaceAll('{0}', 't0') : 'SELECT * FROM t0';
       const name = pieceName(task.partition);
       await sql(op.kind === 'sql' ? `SQL '${op.query}'` : 'write', () => duck.conn.run(`COPY (${query}) TO ${q(join(outDir, name))} (FORMAT parquet)`));
-      return { files: [name], rows: await scalar(duck.conn, `SELECT count(*) FROM read_parquet(${q(join(outDir, name))})`), format: 'parquet' };
+      return { files: [local(name)], rows: await scalar(duck.conn, `SELECT count(*) FROM read_parquet(${q(join(outDir, name))})`), format: 'parquet' };
     }
     // Repartition: every row gets its output partition, then one piece per non-empty partition.
     if (op.kind !== 'repartition') throw new Error('assertion failed: a repartition');
@@ -149,12 +177,12 @@ async function runSql(task: Task, inputs: readonly string[], outDir: string): Pr
     const bad = await scalar(duck.conn, `SELECT count(*) FROM parts WHERE __flyfs_part IS NULL OR __flyfs_part < 0 OR __flyfs_part >= ${op.n}`);
     if (bad > 0) throw new TaskInputError(`task ${task.id}: ${bad} rows have a partition outside 0..${op.n - 1} (by ${op.by ?? ''})`);
     const counts = (await duck.conn.runAndReadAll('SELECT __flyfs_part, count(*) FROM parts GROUP BY 1 ORDER BY 1')).getRows();
-    const files: string[] = [];
+    const files: Outputs['files'] = [];
     let rows = 0;
     for (const [p, c] of counts) {
       const name = pieceName(Number(p));
       await duck.conn.run(`COPY (SELECT * EXCLUDE (__flyfs_part) FROM parts WHERE __flyfs_part = ${Number(p)}) TO ${q(join(outDir, name))} (FORMAT parquet)`);
-      files.push(name);
+      files.push(local(name));
       rows += Number(c);
     }
     return { files, rows, format: 'parquet' };
