@@ -19,15 +19,20 @@ export interface RemoveChunksArgs { chainId: number; chainVersion: number; inode
 
 export interface ChunkTransport {
   writeChunk(to: StorageEndpoint, args: WriteChunkArgs): Promise<{ chunkLength: number; version: number }>;
-  /** `data` is short at the chunk's end and empty (exists: false) for a missing chunk. */
-  readChunk(to: StorageEndpoint, args: ReadChunkArgs): Promise<{ data: Buffer; chunkLength: number; exists: boolean }>;
+  /**
+   * `data` is short at the chunk's end and empty (exists: false) for a missing chunk. With
+   * `into` (at least args.length long) a transport may receive the data straight into it and
+   * answer a view of it; one that does not answers its own buffer.
+   */
+  readChunk(to: StorageEndpoint, args: ReadChunkArgs, into?: Uint8Array): Promise<{ data: Buffer; chunkLength: number; exists: boolean }>;
   removeChunks(to: StorageEndpoint, args: RemoveChunksArgs): Promise<{ removed: number }>;
   /**
    * Many chunk reads to one server in one request (at most limits.readBatchChunksMax, asking for
    * at most limits.readBatchBytesMax together); each item answers for itself. Transports without
-   * it read chunk by chunk.
+   * it read chunk by chunk. `into[k]`, when given, is read k's destination as for readChunk;
+   * after a failure (of the call or of an item) its bytes are unspecified.
    */
-  readChunks?(to: StorageEndpoint, args: readonly ReadChunkArgs[]): Promise<ReadChunksItem[]>;
+  readChunks?(to: StorageEndpoint, args: readonly ReadChunkArgs[], into?: readonly Uint8Array[]): Promise<ReadChunksItem[]>;
   /** Closes every connection; in-flight requests reject with FLYFS_ERR_CLOSED. */
   close(): void;
 }

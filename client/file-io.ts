@@ -143,10 +143,13 @@ export async function readRanges(ctx: FileIoContext, reads: readonly RangeRead[]
     if (err !== undefined && failed[s.req] === undefined) failed[s.req] = err instanceof Error ? err : new Error(String(err));
     if (--left[s.req]! === 0) done(s.req, failed[s.req] ?? sizes[s.req]!);
   };
+  /** Where span s's bytes belong: transports that can, receive them straight there. */
+  const dest = (s: Span): Uint8Array => reads[s.req]!.into.subarray(s.rangeOffset, s.rangeOffset + s.length);
   const place = (s: Span, data: Uint8Array): void => {
     const into = reads[s.req]!.into;
     const got = Math.min(data.byteLength, s.length);
-    into.set(data.subarray(0, got), s.rangeOffset);
+    const inPlace = data.buffer === into.buffer && data.byteOffset === into.byteOffset + s.rangeOffset;
+    if (!inPlace) into.set(data.subarray(0, got), s.rangeOffset);
     if (got < s.length) into.fill(0, s.rangeOffset + got, s.rangeOffset + s.length);
   };
   const chainOf = (s: Span): number => chainOfChunk(reads[s.req]!.layout, s.index);
@@ -155,7 +158,7 @@ export async function readRanges(ctx: FileIoContext, reads: readonly RangeRead[]
   });
   const readOne = async (s: Span): Promise<void> => {
     try {
-      const r = await withRoute(ctx, chainOf(s), (route) => readAnyReplica(route, s.index, (to) => ctx.transport.readChunk(to, argsOf(s, route))));
+      const r = await withRoute(ctx, chainOf(s), (route) => readAnyReplica(route, s.index, (to) => ctx.transport.readChunk(to, argsOf(s, route), dest(s))));
       place(s, r.data);
       finish(s);
     } catch (err) {
@@ -188,7 +191,7 @@ export async function readRanges(ctx: FileIoContext, reads: readonly RangeRead[]
     b.length += s.length;
   }
   await runBounded(batches, ctx.inflightBytesMax, async (b) => {
-    const results = await batchRead(b.to, b.items.map((i) => i.args)).catch(() => undefined);
+    const results = await batchRead(b.to, b.items.map((i) => i.args), b.items.map((i) => dest(i.span))).catch(() => undefined);
     await Promise.all(b.items.map(async (item, k) => {
       const r = results?.[k];
       if (r !== undefined && r.ok) { place(item.span, r.data); finish(item.span); } else await readOne(item.span);

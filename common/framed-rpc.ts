@@ -88,7 +88,7 @@ export function framedServiceClient<C>(definition: grpc.ServiceDefinition, pool:
         process.nextTick(callback, err as FlyfsError);
         return { cancel() { /* nothing was sent */ } };
       }
-      connection.request(Op.Rpc, { m: d.path }, payload, deadlineMs).then(
+      connection.request(Op.Rpc, { m: d.path }, payload, { deadlineMs }).then(
         (frame) => {
           let reply: unknown;
           try { reply = d.responseDeserialize(frame.payload); } catch (err) {

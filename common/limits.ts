@@ -36,6 +36,8 @@ export const limits = {
   frameHeaderBytesMax: 4 * KiB,
   /** Requests one data connection may have outstanding at the server. */
   frameInflightPerConnectionMax: 256,
+  /** The one buffer a client's framed connection reads the socket into (reused for every read). */
+  framedReadBufferBytes: 256 * KiB,
   /** Stats of one StatBatch call. */
   statBatchMax: 512,
   /** Mutations of one MutateBatch call. */
