@@ -20,6 +20,11 @@ export interface RunJobOptions {
   cluster: string;
   /** Attempts after the first for a task whose worker died or failed (default 3). */
   retries?: number;
+  /**
+   * Tasks one worker runs at once (default 2): one task's reads and writes in flyfs overlap
+   * another's computing, as they would not with one task at a time.
+   */
+  tasksPerWorker?: number;
   /** The worker command (default: this package's CLI, `job worker`). */
   workerCommand?: readonly string[];
   onEvent?: (e: JobEvent) => void;
@@ -40,6 +45,8 @@ const logFile = 'log.jsonl';
 export async function runJob(fs: FileSystem, planInput: Plan, o: RunJobOptions): Promise<JobSummary> {
   const plan = checkPlan(planInput);
   if (!Number.isSafeInteger(o.workers) || o.workers < 1 || o.workers > jobLimits.workersMax) throw flyfsError('FLYFS_ERR_INVALID_ARGUMENT', `workers must be 1..${jobLimits.workersMax}`);
+  const perWorker = o.tasksPerWorker ?? 2;
+  if (!Number.isSafeInteger(perWorker) || perWorker < 1 || perWorker > jobLimits.tasksPerWorkerMax) throw flyfsError('FLYFS_ERR_INVALID_ARGUMENT', `tasksPerWorker must be 1..${jobLimits.tasksPerWorkerMax}`);
   const retries = o.retries ?? 3;
   const jobDir = o.jobDir.replace(/\/+$/, '');
   const started = Date.now();
@@ -165,9 +172,11 @@ async function writeAtomic(fs: FileSystem, path: string, text: string): Promise<
 interface Slot {
   proc: ChildProcess;
   ready: Promise<void>;
-  /** Taken by a caller of idle() (set in the same turn as the check, so no two take one slot). */
-  taken: boolean;
-  busy: { task: Task; attempt: number; resolve: (m: TaskManifest) => void; reject: (e: unknown) => void } | undefined;
+  /** Places taken by callers of idle() (counted in the same turn as the check, so no more than
+   * tasksPerWorker take one slot). */
+  taken: number;
+  /** The tasks it runs, by id. */
+  busy: Map<string, { task: Task; resolve: (m: TaskManifest) => void; reject: (e: unknown) => void }>;
 }
 
 /** Worker processes; a task whose worker dies runs again elsewhere. */
@@ -176,7 +185,11 @@ class WorkerPool {
   private readonly waiting: Array<() => void> = [];
   private closed = false;
 
-  constructor(private readonly o: RunJobOptions, private readonly emit: (e: JobEvent) => void) {}
+  private readonly tasksPerWorker: number;
+
+  constructor(private readonly o: RunJobOptions, private readonly emit: (e: JobEvent) => void) {
+    this.tasksPerWorker = o.tasksPerWorker ?? 2;
+  }
 
   /** Runs `t` until it succeeds, failing after `retries` more attempts or on an input error. */
   async run(t: Task, retries: number): Promise<{ manifest: TaskManifest; attempts: number }> {
@@ -201,7 +214,7 @@ class WorkerPool {
     const slot = await this.idle();
     return new Promise<TaskManifest>((resolve, reject) => {
       if (!this.slots.includes(slot)) { reject(flyfsError('FLYFS_ERR_CHILD_FAILED', `task ${t.id}: its worker exited before it started`)); return; }
-      slot.busy = { task: t, attempt, resolve, reject };
+      slot.busy.set(t.id, { task: t, resolve, reject });
       slot.proc.send({ type: 'task', task: t, attempt } satisfies ToWorker);
       this.emit({ kind: 'task', stage: t.stage, task: t.id, state: 'started', attempt, pid: slot.proc.pid ?? -1 });
     });
@@ -210,14 +223,15 @@ class WorkerPool {
   private async idle(): Promise<Slot> {
     for (;;) {
       if (this.closed) throw flyfsError('FLYFS_ERR_CLOSED', 'the job stopped');
-      const free = this.slots.find((s) => !s.taken);
+      if (this.slots.length < this.o.workers) { this.slots.push(this.spawn()); continue; }
+      // The least busy worker, so that tasks spread over all of them.
+      const free = this.slots.reduce<Slot | undefined>((best, s) => (s.taken < this.tasksPerWorker && (best === undefined || s.taken < best.taken) ? s : best), undefined);
       if (free !== undefined) {
-        free.taken = true;
+        free.taken++;
         await free.ready;
         if (this.slots.includes(free)) return free;
         continue;
       }
-      if (this.slots.length < this.o.workers) { this.slots.push(this.spawn()); continue; }
       await new Promise<void>((r) => this.waiting.push(r));
     }
   }
@@ -226,14 +240,14 @@ class WorkerPool {
     const cmd = this.o.workerCommand ?? [cliPath(), 'job', 'worker'];
     const proc = spawn(process.execPath, [...cmd, '--cluster', this.o.cluster], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
     let markReady!: () => void;
-    const slot: Slot = { proc, ready: new Promise<void>((r) => { markReady = r; }), taken: false, busy: undefined };
+    const slot: Slot = { proc, ready: new Promise<void>((r) => { markReady = r; }), taken: 0, busy: new Map() };
     this.emit({ kind: 'worker', pid: proc.pid ?? -1, state: 'started' });
     proc.on('message', (m: FromWorker) => {
       if (m.type === 'ready') { markReady(); return; }
-      const b = slot.busy;
-      if (b === undefined || m.id !== b.task.id) return;
-      slot.busy = undefined;
-      slot.taken = false;
+      const b = slot.busy.get(m.id);
+      if (b === undefined) return;
+      slot.busy.delete(m.id);
+      slot.taken--;
       if (m.type === 'done') b.resolve(m.manifest);
       else b.reject(m.input ? flyfsError('FLYFS_ERR_INVALID_ARGUMENT', m.message, m.file === undefined ? {} : { path: m.file }) : flyfsError('FLYFS_ERR_UNAVAILABLE', m.message));
       this.wake();
@@ -243,9 +257,8 @@ class WorkerPool {
       const i = this.slots.indexOf(slot);
       if (i >= 0) this.slots.splice(i, 1);
       markReady();
-      const b = slot.busy;
-      slot.busy = undefined;
-      b?.reject(flyfsError('FLYFS_ERR_CHILD_FAILED', `task ${b.task.id}: its worker (pid ${proc.pid}) exited with ${signal ?? code}`));
+      for (const b of slot.busy.values()) b.reject(flyfsError('FLYFS_ERR_CHILD_FAILED', `task ${b.task.id}: its worker (pid ${proc.pid}) exited with ${signal ?? code}`));
+      slot.busy.clear();
       this.wake();
     });
     return slot;

@@ -28,6 +28,7 @@ export const jobLimits = {
   queryBytesMax: 256 * 1024,
   inputFilesMax: 100_000,
   workersMax: 64,
+  tasksPerWorkerMax: 8,
   retriesMax: 10,
 } as const;
 

@@ -1,5 +1,6 @@
 // A job worker process (`flyfs job worker --cluster ADDR`): takes tasks from its driver over the
-// IPC channel, one at a time, and answers each with its manifest or its error. It needs nothing
+// IPC channel and answers each with its manifest or its error; it runs the tasks it is given
+// side by side (the driver bounds how many, RunJobOptions.tasksPerWorker). It needs nothing
 // but flyfs access: a task names its inputs and its output folder in flyfs. It exits when the
 // driver goes away.
 import { connect } from '../index.js';
@@ -22,17 +23,16 @@ export async function runWorker(cluster: string): Promise<void> {
   await sweepScratch();
   const fs = await connect(cluster, { deadlineMs: 60_000 });
   if (!process.connected) process.exit(0);
-  let queue = Promise.resolve();
   process.on('message', (m: ToWorker) => {
     if (m?.type !== 'task') return;
-    queue = queue.then(async () => {
+    void (async () => {
       try {
         send({ type: 'done', id: m.task.id, manifest: await runTask(fs, m.task, m.attempt) });
       } catch (err) {
         const input = err instanceof TaskInputError;
         send({ type: 'failed', id: m.task.id, message: (err as Error).message, input, ...(input && err.file !== undefined ? { file: err.file } : {}) });
       }
-    });
+    })();
   });
   send({ type: 'ready' });
 }
