@@ -15,7 +15,7 @@ import type { DirEntry__Output } from '../proto/gen/flyfs/v1/DirEntry.js';
 import type { MutateOp } from '../proto/gen/flyfs/v1/MutateOp.js';
 import type { StatRequest } from '../proto/gen/flyfs/v1/StatRequest.js';
 import { FramedPool } from '../common/framed-connection.js';
-import { framedServiceClient } from '../common/framed-rpc.js';
+import { FramedEndpoint, isConnectionFailure } from '../common/framed-rpc.js';
 import { TurnBatcher } from './turn-batcher.js';
 
 /** What a mutation answers: the inode (mkdir, open, close) and the write session (open). */
@@ -110,42 +110,19 @@ const framedConnectionsPerMetaserver = 1;
 /** The longest a GetEndpoints may take; gRPC serves meanwhile. */
 const endpointsDeadlineMs = 2_000;
 
-/**
- * How one metaserver is reached: its gRPC clients, and its framed ones once GetEndpoints named
- * the framed address. A connection failure forgets the framed address (a restarted metaserver
- * may listen elsewhere), so the next call asks again.
- */
+/** How one metaserver is reached: gRPC, and framed RPC once GetEndpoints named it (common/framed-rpc.ts). */
 class MetaserverEndpoint {
-  private framed: { metadata: GrpcMetadataClient; management: GrpcManagementClient } | undefined;
-  private asking = false;
+  private readonly framed: FramedEndpoint | undefined;
 
-  constructor(
-    readonly grpcMetadata: GrpcMetadataClient,
-    readonly grpcManagement: GrpcManagementClient,
-    private readonly pool: FramedPool | undefined,
-  ) {}
-
-  metadata(): GrpcMetadataClient { return this.framedClients()?.metadata ?? this.grpcMetadata; }
-  management(): GrpcManagementClient { return this.framedClients()?.management ?? this.grpcManagement; }
-
-  forgetFramed(): void { this.framed = undefined; }
-
-  private framedClients(): { metadata: GrpcMetadataClient; management: GrpcManagementClient } | undefined {
-    if (this.framed === undefined && this.pool !== undefined && !this.asking) this.ask(this.pool);
-    return this.framed;
+  constructor(readonly grpcMetadata: GrpcMetadataClient, readonly grpcManagement: GrpcManagementClient, pool: FramedPool | undefined) {
+    this.framed = pool === undefined ? undefined
+      : new FramedEndpoint(pool, async () => (await callUnary(grpcMetadata, grpcMetadata.GetEndpoints, {}, endpointsDeadlineMs)).framedAddress);
   }
 
-  private ask(pool: FramedPool): void {
-    this.asking = true;
-    callUnary(this.grpcMetadata, this.grpcMetadata.GetEndpoints, {}, endpointsDeadlineMs).then((r) => {
-      if (r.framedAddress === '') return;
-      const protos = loadProtos();
-      this.framed = {
-        metadata: framedServiceClient<GrpcMetadataClient>(protos.flyfs.v1.Metadata.service, pool, r.framedAddress),
-        management: framedServiceClient<GrpcManagementClient>(protos.flyfs.v1.Management.service, pool, r.framedAddress),
-      };
-    }, () => { /* unreachable now: gRPC serves, and the next call asks again */ }).finally(() => { this.asking = false; });
-  }
+  metadata(): GrpcMetadataClient { return this.framed?.client(loadProtos().flyfs.v1.Metadata.service, this.grpcMetadata) ?? this.grpcMetadata; }
+  management(): GrpcManagementClient { return this.framed?.client(loadProtos().flyfs.v1.Management.service, this.grpcManagement) ?? this.grpcManagement; }
+
+  forgetFramed(): void { this.framed?.forget(); }
 
   close(): void {
     // The generated Metadata client has a Close RPC that shadows grpc.Client#close.
@@ -214,7 +191,7 @@ export class MetadataClient {
       } catch (err) {
         const fe = err instanceof FlyfsError ? err : flyfsError('FLYFS_ERR_INTERNAL', String(err), { cause: err });
         if (!fe.retryable) throw fe;
-        if (fe.code === 'FLYFS_ERR_UNAVAILABLE' || fe.code === 'FLYFS_ERR_CLOSED') this.endpoints[i]!.forgetFramed();
+        if (isConnectionFailure(fe)) this.endpoints[i]!.forgetFramed();
         lastErr = fe;
         const hinted = fe.hint === undefined ? -1 : this.addresses.indexOf(fe.hint);
         const next = hinted >= 0 && hinted !== i ? hinted : (i + 1) % n;

@@ -106,3 +106,48 @@ export function framedServiceClient<C>(definition: grpc.ServiceDefinition, pool:
   }
   return client as C;
 }
+
+/**
+ * One server reached by framed RPC once its framed address is known, by its gRPC clients until
+ * then: `discover` asks the server where it listens (GetEndpoints over gRPC; '' for nowhere) in
+ * the background while gRPC serves. A connection failure `forget`s the address, since a
+ * restarted server may listen elsewhere; the next call asks again.
+ */
+export class FramedEndpoint {
+  private address: string | undefined;
+  private asking = false;
+  private readonly clients = new Map<grpc.ServiceDefinition, unknown>();
+
+  constructor(private readonly pool: FramedPool, private readonly discover: () => Promise<string>) {}
+
+  /** `definition`'s framed client when the address is known, else `grpcClient`. */
+  client<C>(definition: grpc.ServiceDefinition, grpcClient: C): C {
+    if (this.address === undefined) {
+      this.ask();
+      return grpcClient;
+    }
+    let c = this.clients.get(definition) as C | undefined;
+    if (c === undefined) {
+      c = framedServiceClient<C>(definition, this.pool, this.address);
+      this.clients.set(definition, c);
+    }
+    return c;
+  }
+
+  forget(): void {
+    this.address = undefined;
+    this.clients.clear();
+  }
+
+  private ask(): void {
+    if (this.asking) return;
+    this.asking = true;
+    this.discover().then((address) => { if (address !== '') this.address = address; }, () => { /* gRPC serves; the next call asks again */ })
+      .finally(() => { this.asking = false; });
+  }
+}
+
+/** Errors after which a framed endpoint's address is forgotten: the connection, not the call, failed. */
+export function isConnectionFailure(err: unknown): boolean {
+  return err instanceof FlyfsError && (err.code === 'FLYFS_ERR_UNAVAILABLE' || err.code === 'FLYFS_ERR_CLOSED');
+}

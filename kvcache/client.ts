@@ -7,6 +7,8 @@
 import { crc32 } from 'node:zlib';
 import { connect, type FileHandle, type FileSystem } from '../client/index.js';
 import { assert, flyfsError, FlyfsError } from '../common/errors.js';
+import { FramedPool } from '../common/framed-connection.js';
+import { FramedEndpoint, isConnectionFailure } from '../common/framed-rpc.js';
 import { callUnary, channelOptions, grpc, loadProtos } from '../common/grpc.js';
 import { forEachParallel } from '../common/parallel.js';
 import type { KvCacheClient } from '../proto/gen/flyfs/v1/KvCache.js';
@@ -43,6 +45,8 @@ interface Resolved { extents: KvExtent__Output[]; leaseUntilMs: number }
  */
 const leaseStartShareMin = 0.25;
 const leaseRereadsMax = 3;
+/** The longest a GetEndpoints may take; gRPC serves meanwhile. */
+const endpointsDeadlineMs = 2_000;
 /** Page writes of one put in flight at once. */
 const putWritesInflight = 16;
 
@@ -66,6 +70,10 @@ export class KvClient {
   private readonly writeHandles = new Map<string, Promise<FileHandle>>();
   private closed = false;
 
+  private readonly framedPool = new FramedPool(1);
+  private readonly framed: FramedEndpoint;
+  private readonly endpoint: { client(): KvCacheClient; forget(): void };
+
   private constructor(
     private readonly rpc: KvCacheClient,
     private readonly fs: FileSystem,
@@ -73,7 +81,16 @@ export class KvClient {
     private readonly auth: { namespace: string; token: string },
     readonly layout: KvLayout,
     private readonly deadlineMs: number,
-  ) {}
+  ) {
+    // The service's framed RPC once GetEndpoints named it; gRPC until then (common/framed-rpc.ts).
+    this.framed = new FramedEndpoint(this.framedPool, async () => (await callUnary(rpc, rpc.GetEndpoints, {}, endpointsDeadlineMs)).framedAddress);
+    const definition = loadProtos().flyfs.v1.KvCache.service;
+    this.endpoint = { client: () => this.framed.client(definition, this.rpc), forget: () => this.framed.forget() };
+  }
+
+  private call<Req, Res>(method: (c: KvCacheClient) => (req: Req, cb: grpc.requestCallback<Res>) => grpc.ClientUnaryCall, req: Req): Promise<Res> {
+    return callRetrying(this.endpoint, method, req, this.deadlineMs);
+  }
 
   static async connect(o: KvClientOptions): Promise<KvClient> {
     const rpc = kvServiceClient(o.kvAddress);
@@ -105,7 +122,7 @@ export class KvClient {
     for (let at = 0; at < keys.length; at += kvLimits.keysPerRequestMax) {
       const part = keys.slice(at, at + kvLimits.keysPerRequestMax);
       const sent = Date.now();
-      const r = await callRetrying(this.rpc, this.rpc.Lookup, { auth: this.auth, keys: part }, this.deadlineMs);
+      const r = await this.call((s) => s.Lookup, { auth: this.auth, keys: part });
       loadable += r.loadable;
       leaseUntilMs = leaseUntilMs === 0 ? sent + Number(r.leaseMs) : Math.min(leaseUntilMs, sent + Number(r.leaseMs));
       if (r.loadable < part.length) break;
@@ -116,7 +133,7 @@ export class KvClient {
   /** Leading keys cached and loadable; `leaseUntilMs` is on this client's clock. */
   async lookup(keys: readonly Uint8Array[]): Promise<{ loadable: number; leaseUntilMs: number }> {
     const sent = Date.now();
-    const r = await callRetrying(this.rpc, this.rpc.Lookup, { auth: this.auth, keys: [...keys] }, this.deadlineMs);
+    const r = await this.call((s) => s.Lookup, { auth: this.auth, keys: [...keys] });
     return { loadable: r.loadable, leaseUntilMs: sent + Number(r.leaseMs) };
   }
 
@@ -125,7 +142,7 @@ export class KvClient {
     let leaseUntilMs = Number.POSITIVE_INFINITY;
     for (let at = 0; at < keys.length; at += kvLimits.keysPerRequestMax) {
       const sent = Date.now();
-      const r = await callRetrying(this.rpc, this.rpc.Resolve, { auth: this.auth, keys: keys.slice(at, at + kvLimits.keysPerRequestMax) }, this.deadlineMs);
+      const r = await this.call((s) => s.Resolve, { auth: this.auth, keys: keys.slice(at, at + kvLimits.keysPerRequestMax) });
       extents.push(...r.extents);
       leaseUntilMs = Math.min(leaseUntilMs, sent + Number(r.leaseMs));
     }
@@ -231,7 +248,7 @@ export class KvClient {
     const result: PutResult = { stored: 0, existed: 0, busy: 0, noSpace: 0, keys: keys.slice(0, pages.length), statuses: [] };
     for (let at = 0; at < pages.length; at += kvLimits.keysPerRequestMax) {
       const part = keys.slice(at, Math.min(pages.length, at + kvLimits.keysPerRequestMax));
-      const r = await callRetrying(this.rpc, this.rpc.Reserve, { auth: this.auth, keys: part }, this.deadlineMs);
+      const r = await this.call((s) => s.Reserve, { auth: this.auth, keys: part });
       const mine: Array<{ key: Buffer; data: Uint8Array; extent: KvExtent__Output; k: number }> = [];
       r.pages.forEach((p, k) => {
         if (p.status === 'RESERVED' && p.extent) mine.push({ key: part[k]!, data: pages[at + k]!, extent: p.extent, k: at + k });
@@ -246,13 +263,13 @@ export class KvClient {
           const h = await this.handle(this.writeHandles, m.extent.path, 'r+');
           await h.write(m.data, 0, m.data.byteLength, Number(m.extent.offset));
         });
-        const c = await callRetrying(this.rpc, this.rpc.Commit, {
+        const c = await this.call((s) => s.Commit, {
           auth: this.auth, reservationId: r.reservationId, keys: mine.map((m) => m.key), crc32: mine.map((m) => crc32(m.data)),
-        }, this.deadlineMs);
+        });
         result.stored += c.committed;
         for (const m of mine) result.statuses[m.k] = 'stored';
       } catch (err) {
-        await callRetrying(this.rpc, this.rpc.Abort, { auth: this.auth, reservationId: r.reservationId }, this.deadlineMs).catch(() => undefined);
+        await this.call((s) => s.Abort, { auth: this.auth, reservationId: r.reservationId }).catch(() => undefined);
         throw err;
       }
     }
@@ -260,15 +277,15 @@ export class KvClient {
   }
 
   async remove(keys: readonly Uint8Array[]): Promise<number> {
-    return (await callRetrying(this.rpc, this.rpc.Remove, { auth: this.auth, keys: [...keys] }, this.deadlineMs)).count;
+    return (await this.call((s) => s.Remove, { auth: this.auth, keys: [...keys] })).count;
   }
 
   async pin(keys: readonly Uint8Array[], untilMs: number): Promise<number> {
-    return (await callRetrying(this.rpc, this.rpc.Pin, { auth: this.auth, keys: [...keys], untilMs }, this.deadlineMs)).count;
+    return (await this.call((s) => s.Pin, { auth: this.auth, keys: [...keys], untilMs })).count;
   }
 
   async stats(): Promise<Record<string, unknown>> {
-    return JSON.parse((await callRetrying(this.rpc, this.rpc.Stats, { auth: this.auth, adminToken: '' }, this.deadlineMs)).json) as Record<string, unknown>;
+    return JSON.parse((await this.call((s) => s.Stats, { auth: this.auth, adminToken: '' })).json) as Record<string, unknown>;
   }
 
   async close(): Promise<void> {
@@ -279,6 +296,7 @@ export class KvClient {
       m.clear();
     }
     this.rpc.close();
+    this.framedPool.close();
     if (this.ownsFs) await this.fs.close();
   }
 
@@ -333,12 +351,17 @@ const retryBackoffMs = { first: 25, max: 500 } as const;
  * lookups and resolves read; a repeated commit of a committed page is accepted; a repeated
  * reserve finds its first reservation's pages busy until they expire.
  */
-async function callRetrying<Req, Res>(client: KvCacheClient, method: (req: Req, cb: grpc.requestCallback<Res>) => grpc.ClientUnaryCall, req: Req, deadlineMs: number): Promise<Res> {
+async function callRetrying<Req, Res>(
+  endpoint: { client(): KvCacheClient; forget(): void },
+  method: (c: KvCacheClient) => (req: Req, cb: grpc.requestCallback<Res>) => grpc.ClientUnaryCall, req: Req, deadlineMs: number,
+): Promise<Res> {
   const until = Date.now() + deadlineMs;
   for (let wait: number = retryBackoffMs.first; ; wait = Math.min(retryBackoffMs.max, wait * 2)) {
     try {
-      return await callUnary(client as unknown as grpc.Client, method as never, req, Math.max(1, until - Date.now())) as Res;
+      const c = endpoint.client();
+      return await callUnary(c as unknown as grpc.Client, method(c) as never, req, Math.max(1, until - Date.now())) as Res;
     } catch (err) {
+      if (isConnectionFailure(err)) endpoint.forget();
       if (!(err instanceof FlyfsError) || !err.retryable || Date.now() + wait >= until) throw err;
       await new Promise((r) => setTimeout(r, wait));
     }

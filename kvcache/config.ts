@@ -9,6 +9,8 @@ export interface KvServiceConfig {
   host: string;
   grpcPort: number;
   httpPort: number;
+  /** Port of the framed RPC (the KvCache methods over common/frame.ts); 0 picks an ephemeral one. */
+  rpcPort: number;
   /** The flyfs folder of every namespace's page files. */
   root: string;
   capacityBytes: number;
@@ -27,7 +29,7 @@ export interface KvServiceConfig {
 const GiB = 1024 ** 3;
 
 export const kvServiceDefaults: Omit<KvServiceConfig, 'dataDir' | 'cluster'> = {
-  host: '127.0.0.1', grpcPort: 0, httpPort: 0, root: '/.kvcache',
+  host: '127.0.0.1', grpcPort: 0, httpPort: 0, rpcPort: 0, root: '/.kvcache',
   capacityBytes: 64 * GiB, highWatermark: 0.9, lowWatermark: 0.8,
   leaseMs: 30_000, reserveMs: 60_000, fileBytes: 256 * 1024 * 1024, tickMs: 1_000,
 };
@@ -42,6 +44,7 @@ export function kvServiceConfig(input: Partial<KvServiceConfig> & { dataDir: str
   const int = (name: string, v: number, min: number, max: number): void => { if (!Number.isSafeInteger(v) || v < min || v > max) bad(`${name} must be an integer in [${min}, ${max}], got ${v}`); };
   int('port', c.grpcPort, 0, 65535);
   int('http-port', c.httpPort, 0, 65535);
+  int('rpc-port', c.rpcPort, 0, 65535);
   int('capacity-bytes', c.capacityBytes, 1, 2 ** 52);
   int('lease-ms', c.leaseMs, 10, 3_600_000);
   int('reserve-ms', c.reserveMs, 10, 3_600_000);
@@ -53,7 +56,7 @@ export function kvServiceConfig(input: Partial<KvServiceConfig> & { dataDir: str
 
 export function parseKvServiceArgs(argv: readonly string[]): KvServiceConfig {
   const a = parseArgs(argv);
-  const known = new Set(['data', 'cluster', 'host', 'port', 'http-port', 'root', 'capacity-bytes', 'high-watermark', 'low-watermark', 'lease-ms', 'reserve-ms', 'file-bytes', 'tick-ms']);
+  const known = new Set(['data', 'cluster', 'host', 'port', 'http-port', 'rpc-port', 'root', 'capacity-bytes', 'high-watermark', 'low-watermark', 'lease-ms', 'reserve-ms', 'file-bytes', 'tick-ms']);
   for (const k of a.flags.keys()) if (!known.has(k)) bad(`unknown argument --${k}`);
   if (a.positionals.length > 0) bad(`unexpected argument ${a.positionals[0]}`);
   const num = (k: string, fallback: number): number => {
@@ -66,7 +69,7 @@ export function parseKvServiceArgs(argv: readonly string[]): KvServiceConfig {
   const d = kvServiceDefaults;
   return kvServiceConfig({
     dataDir: flag(a, 'data') ?? '', cluster: flag(a, 'cluster') ?? '', host: flag(a, 'host') ?? d.host, root: flag(a, 'root') ?? d.root,
-    grpcPort: num('port', d.grpcPort), httpPort: num('http-port', d.httpPort), capacityBytes: num('capacity-bytes', d.capacityBytes),
+    grpcPort: num('port', d.grpcPort), httpPort: num('http-port', d.httpPort), rpcPort: num('rpc-port', d.rpcPort), capacityBytes: num('capacity-bytes', d.capacityBytes),
     highWatermark: num('high-watermark', d.highWatermark), lowWatermark: num('low-watermark', d.lowWatermark),
     leaseMs: num('lease-ms', d.leaseMs), reserveMs: num('reserve-ms', d.reserveMs), fileBytes: num('file-bytes', d.fileBytes), tickMs: num('tick-ms', d.tickMs),
   });

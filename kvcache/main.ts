@@ -6,6 +6,8 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { connect, type FileSystem } from '../client/index.js';
 import { bindServer, createServer, loadProtos, shutdownServer } from '../common/grpc.js';
+import { framedRpcDispatch } from '../common/framed-rpc.js';
+import { startFramedServer } from '../common/framed-server.js';
 import { buildHttpApp, listenHttp } from '../common/http.js';
 import { createLogger, silentLogger, type Logger } from '../common/log.js';
 import { MetricsRegistry } from '../common/metrics.js';
@@ -18,6 +20,8 @@ export const adminTokenFile = 'admin.token';
 
 export interface RunningKvService {
   readonly grpcAddress: string;
+  /** The framed RPC's address (common/framed-rpc.ts). */
+  readonly framedAddress: string;
   readonly httpAddress: string;
   readonly index: KvIndex;
   stop(): Promise<void>;
@@ -56,14 +60,19 @@ export async function startKvService(input: KvServiceConfig, o: { logger?: Logge
   metrics.gauge('flyfs_kv_used_bytes', 'Bytes of page slots in use (committed, reserved, or awaiting the end of a lease).').track({}, () => index.usedBytes);
   metrics.gauge('flyfs_kv_capacity_bytes', 'Configured capacity.').track({}, () => c.capacityBytes);
   const counters = metrics.counter('flyfs_kv_events_total', 'Index events, by kind.');
+  let framedAddress = '';
+  const handlers = kvGrpcHandlers(api, () => framedAddress);
+  const definition = loadProtos().flyfs.v1.KvCache.service;
   const grpcServer = createServer();
-  grpcServer.addService(loadProtos().flyfs.v1.KvCache.service, kvGrpcHandlers(api));
+  grpcServer.addService(definition, handlers);
   const http = buildHttpApp({
     role: 'kvcache', metrics, health: () => ({ ok: true }), status: () => index.stats(),
     extend: kvHttpRoutes(api),
   });
   const grpcPort = await bindServer(grpcServer, c.host, c.grpcPort);
   const httpPort = await listenHttp(http, c.host, c.httpPort);
+  const framed = await startFramedServer({ host: c.host, port: c.rpcPort, logger, dispatch: framedRpcDispatch([{ definition, handlers }]) });
+  framedAddress = `${c.host}:${framed.port}`;
   let last = { ...index.counters };
   const ticker = setInterval(() => {
     try { index.tick(); } catch (err) { logger.warn({ err: (err as Error).message }, 'kv tick failed'); }
@@ -71,14 +80,15 @@ export async function startKvService(input: KvServiceConfig, o: { logger?: Logge
     last = { ...index.counters };
   }, c.tickMs);
   const grpcAddress = `${c.host}:${grpcPort}`;
-  logger.info({ grpcAddress, httpPort, capacityBytes: c.capacityBytes }, 'kvcache listening');
+  logger.info({ grpcAddress, framedAddress, httpPort, capacityBytes: c.capacityBytes }, 'kvcache listening');
   let stopping: Promise<void> | undefined;
   return {
-    grpcAddress, httpAddress: `${c.host}:${httpPort}`, index,
+    grpcAddress, framedAddress, httpAddress: `${c.host}:${httpPort}`, index,
     stop() {
       stopping ??= (async () => {
         clearInterval(ticker);
         await shutdownServer(grpcServer);
+        await framed.close();
         await http.close();
         await index.close();
         await fs.close();
@@ -92,7 +102,7 @@ export async function runKvServiceCli(argv: string[]): Promise<void> {
   const config = parseKvServiceArgs(argv);
   const logger = createLogger({ role: 'kvcache' });
   const running = await startKvService(config, { logger });
-  announceReady({ role: 'kvcache', pid: process.pid, grpcAddress: running.grpcAddress, httpAddress: running.httpAddress });
+  announceReady({ role: 'kvcache', pid: process.pid, grpcAddress: running.grpcAddress, httpAddress: running.httpAddress, dataAddress: running.framedAddress });
   stopOnSignals(() => running.stop());
 }
 

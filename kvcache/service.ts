@@ -78,8 +78,9 @@ const keysOf = (k: unknown): Uint8Array[] => {
   return k as Uint8Array[];
 };
 
-export function kvGrpcHandlers(api: KvApi): KvCacheHandlers {
+export function kvGrpcHandlers(api: KvApi, framedAddress: () => string): KvCacheHandlers {
   return {
+    GetEndpoints: unary(async () => ({ framedAddress: framedAddress() })),
     CreateNamespace: unary(async (r) => {
       const out = await api.createNamespace(r.adminToken, specOf(r.spec));
       return { token: out.token, info: { ...out.info, spec: out.info.spec } };

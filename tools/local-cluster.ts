@@ -252,10 +252,11 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
     }
     for (let i = 0; i < kvCount; i++) {
       const kv = await spawnChild(`kvcache-${i}`, 'kvcache', [
-        '--data', join(options.dataDir, `kvcache-${i}`), '--cluster', mgmt, '--host', host, '--port', '0', '--http-port', '0',
+        '--data', join(options.dataDir, `kvcache-${i}`), '--cluster', mgmt, '--host', host, '--port', '0', '--http-port', '0', '--rpc-port', '0',
         ...(options.extraArgs?.kvcache ?? []),
       ]);
-      kv.args = kv.args.map((a, j, arr) => arr[j - 1] === '--port' ? portOf(kv.node.grpcAddress) : arr[j - 1] === '--http-port' ? portOf(kv.node.httpAddress) : a);
+      kv.args = kv.args.map((a, j, arr) => arr[j - 1] === '--port' ? portOf(kv.node.grpcAddress)
+        : arr[j - 1] === '--http-port' ? portOf(kv.node.httpAddress) : arr[j - 1] === '--rpc-port' ? portOf(kv.node.dataAddress) : a);
     }
     await writeState();
   } catch (err) {
