@@ -64,3 +64,25 @@ describe('frame codec', () => {
       .toThrow(expect.objectContaining({ code: 'FLYFS_ERR_MESSAGE_TOO_LARGE' }));
   });
 });
+
+describe('frame decoder assembly', () => {
+  it('copies a frame that spans chunks in as its bytes arrive, and keeps what follows it', () => {
+    const payload = Buffer.alloc(300_000);
+    for (let i = 0; i < payload.length; i++) payload[i] = (i * 7) & 0xff;
+    const big = join(encodeFrame({ op: Op.WriteChunk, requestId: 1, header: { n: 1 }, payload }));
+    const small = join(encodeFrame({ op: Op.StatChunk, requestId: 2, header: { n: 2 } }));
+    const all = Buffer.concat([big, small, small]);
+    const d = new FrameDecoder(false);
+    const frames = [];
+    for (let i = 0; i < all.length; i += 65_536) {
+      const piece = Buffer.from(all.subarray(i, i + 65_536));
+      d.push(piece);
+      for (let f = d.next(); f; f = d.next()) frames.push(f);
+      piece.fill(0); // once asked for frames, the decoder holds no view of the chunks of one it assembles
+      if (frames.length === 0) expect(d.bufferedBytes).toBe(Math.min(all.length, i + 65_536));
+    }
+    expect(frames.map((f) => f.requestId)).toEqual([1, 2, 2]);
+    expect(Buffer.compare(frames[0]!.payload, payload)).toBe(0);
+    expect(d.bufferedBytes).toBe(0);
+  });
+});
