@@ -26,7 +26,11 @@ function buildTables(): Uint32Array[] {
 
 const [T0, T1, T2, T3, T4, T5, T6, T7] = buildTables() as [Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array];
 
-const native = loadAddon().addon?.crc32c;
+const addon = loadAddon().addon;
+const native = addon?.crc32c;
+// Absent from an addon built before they existed: then the loops below.
+const nativeBlocks = addon?.crc32cBlocks;
+const nativeCheckBlocks = addon?.crc32cCheckBlocks;
 
 /** CRC32C of `data`, continuing from `previous` (the CRC of the bytes before it; 0 to start). */
 export function crc32c(data: Uint8Array, previous = 0): number {
@@ -47,4 +51,30 @@ export function crc32cTable(data: Uint8Array, previous = 0): number {
   }
   while (i < n) crc = T0[(crc ^ data[i++]!) & 0xff]! ^ (crc >>> 8);
   return ~crc >>> 0;
+}
+
+/**
+ * The CRC32C of every `blockBytes` block of `data` (the last may be short) as u32 LE into `out`
+ * (at least 4 bytes per block), and the CRC32C of all of `data`: one pass over the bytes.
+ */
+export function crc32cBlocks(data: Uint8Array, blockBytes: number, out: Uint8Array): number {
+  if (nativeBlocks !== undefined) return nativeBlocks(data, blockBytes, out);
+  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
+  let whole = 0;
+  for (let at = 0, b = 0; at < data.length; at += blockBytes, b++) {
+    const block = data.subarray(at, Math.min(data.length, at + blockBytes));
+    view.setUint32(4 * b, crc32c(block), true);
+    whole = crc32c(block, whole);
+  }
+  return whole;
+}
+
+/** -1 when each `blockBytes` block of `data` has the CRC32C `sums` gives for it (u32 LE from sums[0]); else the first bad block. */
+export function crc32cCheckBlocks(data: Uint8Array, blockBytes: number, sums: Uint8Array): number {
+  if (nativeCheckBlocks !== undefined) return nativeCheckBlocks(data, blockBytes, sums);
+  const view = new DataView(sums.buffer, sums.byteOffset, sums.byteLength);
+  for (let at = 0, b = 0; at < data.length; at += blockBytes, b++) {
+    if (crc32c(data.subarray(at, Math.min(data.length, at + blockBytes))) !== view.getUint32(4 * b, true)) return b;
+  }
+  return -1;
 }

@@ -80,6 +80,9 @@ interface NativeAddon {
   closeFd(fd: number): number;
   crc32c(buf: Uint8Array, previous: number): number;
   crc32cHardware(): boolean;
+  crc32cBlocks?(buf: Uint8Array, blockBytes: number, out: Uint8Array): number;
+  crc32cCheckBlocks?(buf: Uint8Array, blockBytes: number, sums: Uint8Array): number;
+  tuneAllocator?(mmapThresholdBytes: number, trimThresholdBytes: number): boolean;
 }
 
 let addonCache: { addon?: NativeAddon; error?: string } | undefined;
@@ -296,6 +299,15 @@ export function createIoEngine(choice: IoEngineChoice, entries: number = ioEngin
     if (choice === 'io_uring') throw new Error(reason);
     return new FsEngine(reason, addon);
   }
+}
+
+/**
+ * Lets glibc's malloc serve buffers up to `mmapThresholdBytes` from its heap (not a fresh mmap,
+ * page-faulted in and unmapped again, per 4 MiB frame or read) and keep `trimThresholdBytes`
+ * free at its top. Process-wide: the storage server calls it at start. False where not applied.
+ */
+export function tuneAllocator(o: { mmapThresholdBytes: number; trimThresholdBytes: number }): boolean {
+  return loadAddon().addon?.tuneAllocator?.(o.mmapThresholdBytes, o.trimThresholdBytes) ?? false;
 }
 
 /** Whether O_DIRECT exists on this platform (Linux). */

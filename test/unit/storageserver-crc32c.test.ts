@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { crc32c, crc32cTable } from '../../storageserver/crc32c.js';
+import { crc32c, crc32cBlocks, crc32cCheckBlocks, crc32cTable } from '../../storageserver/crc32c.js';
 import { loadAddon } from '../../storageserver/io-engine.js';
 
 function bitwise(data: Uint8Array): number {
@@ -44,6 +44,33 @@ describe('crc32c', () => {
       expect(addon!.crc32c(slice, 0)).toBe(crc32cTable(slice));
       expect(addon!.crc32c(slice, 0x1234)).toBe(crc32cTable(slice, 0x1234));
       expect(crc32c(slice)).toBe(bitwise(slice));
+    }
+  });
+});
+
+describe('crc32c of blocks', () => {
+  let x = 777;
+  const data = Uint8Array.from({ length: 5 * 4096 + 123 }, () => { x = (x * 1103515245 + 12345) >>> 0; return x >>> 24; });
+
+  it('gives each block\'s CRC and the whole CRC in one call, at every length and alignment', () => {
+    for (const n of [0, 1, 8, 4095, 4096, 4097, 3 * 4096, 3 * 4096 + 1, 5 * 4096 + 123 - 7]) {
+      for (const start of [0, 1, 5]) {
+        const slice = data.subarray(start, start + n);
+        const out = Buffer.alloc(4 * Math.ceil(n / 4096));
+        expect(crc32cBlocks(slice, 4096, out)).toBe(crc32cTable(slice));
+        for (let b = 0; b * 4096 < n; b++) expect(out.readUInt32LE(4 * b)).toBe(crc32cTable(slice.subarray(b * 4096, (b + 1) * 4096)));
+        expect(crc32cCheckBlocks(slice, 4096, out)).toBe(-1);
+      }
+    }
+  });
+
+  it('names the first damaged block', () => {
+    const out = Buffer.alloc(4 * 6);
+    crc32cBlocks(data, 4096, out);
+    for (const at of [0, 4095, 4096, 3 * 4096 + 9, data.length - 1]) {
+      const copy = Uint8Array.from(data);
+      copy[at] = copy[at]! ^ 0x10;
+      expect(crc32cCheckBlocks(copy, 4096, out)).toBe(Math.floor(at / 4096));
     }
   });
 });
