@@ -17,11 +17,18 @@ import { limits } from '../common/limits.js';
 import type { ChunkMeta, ChunkStore, TargetUsage } from './chunk-store.js';
 import { chunkName, clientId as toClientId, type ChunkRecord as ReplicaRecord, type ClientEntry, type DurableState, type DurableWrite, type WriteId } from './craq/index.js';
 import type { StoredContent } from './stored-content.js';
-import { crc32c } from './crc32c.js';
+import { crc32c, crc32cBlocks, crc32cCheckBlocks } from './crc32c.js';
 import { oDirect, type IoEngine } from './io-engine.js';
+import { OpenFileCache } from './open-files.js';
+import type { ReadBufferPool } from './read-buffers.js';
 
 /** How long one statfs answer is trusted for the disk-full check. */
 const statfsCacheMs = 1000;
+
+export const chunkEngineLimits = {
+  /** Read-only descriptors of version files one target keeps open between reads. */
+  openFilesPerTargetMax: 256,
+} as const;
 
 export interface ChunkEngineOptions {
   /** The target's folder. */
@@ -32,6 +39,8 @@ export interface ChunkEngineOptions {
   io: IoEngine;
   /** Read with O_DIRECT (aligned buffers) where the file system allows it. Default true. */
   directIo?: boolean;
+  /** Aligned read buffers shared by the server's targets; without it each read allocates. */
+  readBuffers?: ReadBufferPool;
 }
 
 /** What LMDB keeps per chunk: its committed version. */
@@ -51,24 +60,10 @@ type BlocksKey = [inodeId: number, index: number, version: number];
  */
 export const checkBlockBytes = 4096;
 
-/** The CRC32C of every checkBlockBytes block of `parts` laid end to end, as u32 LE. */
-function blockCrcs(parts: readonly Uint8Array[]): Buffer {
-  const total = parts.reduce((n, p) => n + p.byteLength, 0);
-  const out = Buffer.alloc(4 * Math.ceil(total / checkBlockBytes));
-  let block = 0;
-  let crc = 0;
-  let fill = 0;
-  for (const p of parts) {
-    for (let o = 0; o < p.byteLength;) {
-      const take = Math.min(checkBlockBytes - fill, p.byteLength - o);
-      crc = crc32c(p.subarray(o, o + take), crc);
-      fill += take;
-      o += take;
-      if (fill === checkBlockBytes) { out.writeUInt32LE(crc, 4 * block++); crc = 0; fill = 0; }
-    }
-  }
-  if (fill > 0) out.writeUInt32LE(crc, 4 * block);
-  return out;
+/** The CRC32C of every checkBlockBytes block of `data` (u32 LE each) and of all of it, in one pass. */
+export function blockSumsOf(data: Uint8Array): { sums: Buffer; crc32c: number } {
+  const sums = Buffer.allocUnsafe(4 * Math.ceil(data.length / checkBlockBytes));
+  return { sums, crc32c: crc32cBlocks(data, checkBlockBytes, sums) };
 }
 
 /** What LMDB keeps per chunk for its CRAQ replica beside the committed record: the pending
@@ -129,6 +124,10 @@ export class ChunkEngine implements ChunkStore {
   private readonly onDisk = new WeakSet<StoredContent>();
   /** Cleared when the file system refuses O_DIRECT (tmpfs, some overlays). */
   private direct: boolean;
+  /** Descriptors of committed and pending version files, kept between reads. */
+  private readonly openFiles: OpenFileCache;
+  /** Inode folders known to exist (made or seen by this engine), so a write need not mkdir. */
+  private readonly inodeDirs = new Set<number>();
 
   private constructor(
     private readonly options: ChunkEngineOptions,
@@ -140,6 +139,7 @@ export class ChunkEngine implements ChunkStore {
   ) {
     this.dataDir = join(options.dir, 'data');
     this.direct = (options.directIo ?? true) && oDirect !== 0 && options.io.allocAligned(0) !== undefined;
+    this.openFiles = new OpenFileCache(options.io, chunkEngineLimits.openFilesPerTargetMax);
   }
 
   /** Opens (creating if needed) the engine of one target and sweeps orphan files of torn writes. */
@@ -184,7 +184,9 @@ export class ChunkEngine implements ChunkStore {
    * (an entry left by a crash between the two is harmless and swept at open).
    */
   private async dropFile(key: ChunkKey, version: number): Promise<void> {
-    await fsp.rm(this.filePath(key, version), { force: true });
+    const path = this.filePath(key, version);
+    this.openFiles.invalidate(path);
+    await fsp.rm(path, { force: true });
   }
 
   /**
@@ -199,11 +201,10 @@ export class ChunkEngine implements ChunkStore {
     const b1 = Math.ceil(to / checkBlockBytes);
     const lo = b0 * checkBlockBytes;
     const data = await this.readFile(key, rec, lo, Math.min(rec.length, b1 * checkBlockBytes));
-    for (let b = b0; b < b1; b++) {
-      const at = (b - b0) * checkBlockBytes;
-      if (crc32c(data.subarray(at, at + checkBlockBytes)) !== sums.readUInt32LE(4 * b)) {
-        throw flyfsError('FLYFS_ERR_CHECKSUM', `chunk ${this.lockKey(key)} v${rec.version}: CRC32C mismatch in block ${b}`);
-      }
+    const bad = crc32cCheckBlocks(data, checkBlockBytes, sums.subarray(4 * b0, 4 * b1));
+    if (bad >= 0) {
+      this.options.readBuffers?.give(data);
+      throw flyfsError('FLYFS_ERR_CHECKSUM', `chunk ${this.lockKey(key)} v${rec.version}: CRC32C mismatch in block ${b0 + bad}`);
     }
     return data.subarray(from - lo, to - lo);
   }
@@ -227,44 +228,63 @@ export class ChunkEngine implements ChunkStore {
 
   // ---- file I/O through the engine ----
 
-  /** Reads [from, to) of a committed version's file: exactly that many bytes, or a checksum error. */
-  private async readFile(key: ChunkKey, rec: ChunkRecord, from: number, to: number): Promise<Buffer> {
+  /**
+   * Reads [from, to) of a committed version's file: exactly that many bytes, or a checksum error.
+   * The file's descriptor comes from the open-file cache unless `cached` is false (the scrub, which
+   * visits every chunk once, would only push the hot ones out). With a read buffer pool the bytes
+   * are a view of a pooled buffer: a caller that copies them out may give it back.
+   */
+  private async readFile(key: ChunkKey, rec: ChunkRecord, from: number, to: number, cached = true): Promise<Buffer> {
     const io = this.options.io;
     const path = this.filePath(key, rec.version);
     const n = to - from;
     if (n <= 0) return Buffer.alloc(0);
     const useDirect = this.direct;
-    let fd: number;
+    const flags = fsConstants.O_RDONLY | (useDirect ? oDirect : 0);
+    let file: { fd: number; release(): void };
     try {
-      fd = await io.open(path, fsConstants.O_RDONLY | (useDirect ? oDirect : 0));
+      if (cached) {
+        file = await this.openFiles.acquire(path, flags);
+      } else {
+        const fd = await io.open(path, flags);
+        file = { fd, release: () => { io.close(fd).catch(() => undefined); } };
+      }
     } catch (err) {
-      if (useDirect && isErrno(err, 'EINVAL')) { this.direct = false; return this.readFile(key, rec, from, to); }
+      if (useDirect && isErrno(err, 'EINVAL')) { this.direct = false; return this.readFile(key, rec, from, to, cached); }
       if (isErrno(err, 'ENOENT')) throw flyfsError('FLYFS_ERR_CHECKSUM', `chunk ${this.lockKey(key)} v${rec.version}: its data file is missing`);
       throw err;
     }
+    const pool = this.options.readBuffers;
+    let buf: Buffer | undefined;
     try {
       // O_DIRECT: an aligned window around the range, into aligned memory; short only at the end.
       const a = useDirect ? io.alignment : 1;
       const start = Math.floor(from / a) * a;
       const end = Math.ceil(to / a) * a;
-      const buf = useDirect ? io.allocAligned(end - start)! : Buffer.allocUnsafe(end - start);
+      buf = useDirect ? (pool?.take(end - start) ?? io.allocAligned(end - start)!) : Buffer.allocUnsafe(end - start);
       let got = 0;
       while (start + got < to) {
-        const r = await io.read(fd, buf, got, end - start - got, start + got);
+        const r = await io.read(file.fd, buf, got, end - start - got, start + got);
         if (r === 0) break;
         got += r;
       }
       if (start + got < to) throw flyfsError('FLYFS_ERR_CHECKSUM', `chunk ${this.lockKey(key)} v${rec.version}: data file shorter than ${rec.length} bytes`);
       return buf.subarray(from - start, to - start);
+    } catch (err) {
+      if (buf !== undefined) pool?.give(buf);
+      throw err;
     } finally {
-      await io.close(fd);
+      file.release();
     }
   }
 
   /** The whole committed content, its CRC verified. */
-  private async readVerified(key: ChunkKey, rec: ChunkRecord): Promise<Buffer> {
-    const data = await this.readFile(key, rec, 0, rec.length);
-    if (crc32c(data) !== rec.crc32c) throw flyfsError('FLYFS_ERR_CHECKSUM', `chunk ${this.lockKey(key)} v${rec.version}: CRC32C mismatch`);
+  private async readVerified(key: ChunkKey, rec: ChunkRecord, cached = true): Promise<Buffer> {
+    const data = await this.readFile(key, rec, 0, rec.length, cached);
+    if (crc32c(data) !== rec.crc32c) {
+      this.options.readBuffers?.give(data);
+      throw flyfsError('FLYFS_ERR_CHECKSUM', `chunk ${this.lockKey(key)} v${rec.version}: CRC32C mismatch`);
+    }
     return data;
   }
 
@@ -272,13 +292,29 @@ export class ChunkEngine implements ChunkStore {
    * Writes the version's file aside, durably (data and, for a new file, its folder entry);
    * resolves to its block checksums, for the transaction that records the version.
    */
-  private async writeFile(key: ChunkKey, version: number, parts: readonly Uint8Array[]): Promise<Buffer> {
+  private async writeFile(key: ChunkKey, version: number, parts: readonly Uint8Array[], o: { sums?: Buffer; syncDir?: boolean } = {}): Promise<Buffer> {
     const io = this.options.io;
     const dir = this.inodeDir(key.inodeId);
-    const made = await fsp.mkdir(dir, { recursive: true });
-    if (made !== undefined) await this.fsyncDir(this.dataDir);
+    if (!this.inodeDirs.has(key.inodeId)) {
+      const made = await fsp.mkdir(dir, { recursive: true });
+      if (made !== undefined) await this.fsyncDir(this.dataDir);
+      this.inodeDirs.add(key.inodeId);
+    }
     const path = this.filePath(key, version);
-    const fd = await io.open(path, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_TRUNC, 0o644);
+    // A descriptor kept for an earlier file of this name must not outlive it.
+    this.openFiles.invalidate(path);
+    const flags = fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_TRUNC;
+    let fd: number;
+    try {
+      fd = await io.open(path, flags, 0o644);
+    } catch (err) {
+      // The folder went (removeFrom's rmdir) after this engine last saw it: make it again.
+      if (!isErrno(err, 'ENOENT')) throw mapIoError(err);
+      this.inodeDirs.delete(key.inodeId);
+      if ((await fsp.mkdir(dir, { recursive: true })) !== undefined) await this.fsyncDir(this.dataDir);
+      this.inodeDirs.add(key.inodeId);
+      fd = await io.open(path, flags, 0o644);
+    }
     let sums: Buffer;
     try {
       // All parts at once: the ring takes them in one submission; the checksums are computed
@@ -293,7 +329,7 @@ export class ChunkEngine implements ChunkStore {
         })());
         position += p.byteLength;
       }
-      sums = blockCrcs(parts);
+      sums = o.sums ?? blockSumsOf(parts.length === 1 ? parts[0]! : Buffer.concat(parts)).sums;
       await Promise.all(writes);
       await io.sync(fd, true);
     } catch (err) {
@@ -302,7 +338,7 @@ export class ChunkEngine implements ChunkStore {
       throw mapIoError(err);
     }
     await io.close(fd);
-    await this.fsyncDir(dir);
+    if (o.syncDir ?? true) await this.fsyncDir(dir);
     return sums;
   }
 
@@ -357,9 +393,8 @@ export class ChunkEngine implements ChunkStore {
       if (old === undefined || (offset === 0 && data.length >= old.length)) {
         // Nothing of the old content survives: the new version is the data alone.
         const gap = old === undefined && offset > 0 ? Buffer.alloc(offset) : undefined;
-        parts = gap === undefined ? [data] : [gap, data];
+        parts = gap === undefined ? [data] : [Buffer.concat([gap, data])];
         length = offset + data.length;
-        crc = gap === undefined ? crc32c(data) : crc32c(Buffer.concat([gap, data]));
       } else {
         // Copy on write. The old content is verified even when reads skip it, so a write never
         // launders corruption into a fresh checksum.
@@ -369,9 +404,10 @@ export class ChunkEngine implements ChunkStore {
         before.copy(next, 0);
         next.set(data, offset);
         parts = [next];
-        crc = crc32c(next);
       }
-      const sums = await this.writeFile(key, version, parts);
+      const summed = blockSumsOf(parts[0]!);
+      crc = summed.crc32c;
+      const sums = await this.writeFile(key, version, parts, { sums: summed.sums });
       const rec: ChunkRecord = { version, length, crc32c: crc };
       await this.commit(key, rec, old, sums);
       return metaOf(rec);
@@ -412,8 +448,9 @@ export class ChunkEngine implements ChunkStore {
       const old = this.record(key);
       if (old === undefined || old.length <= lengthBytes) return old === undefined ? undefined : metaOf(old);
       const data = (await this.readVerified(key, old)).subarray(0, lengthBytes);
-      const rec: ChunkRecord = { version: old.version + 1, length: lengthBytes, crc32c: crc32c(data) };
-      const sums = await this.writeFile(key, rec.version, [data]);
+      const summed = blockSumsOf(data);
+      const rec: ChunkRecord = { version: old.version + 1, length: lengthBytes, crc32c: summed.crc32c };
+      const sums = await this.writeFile(key, rec.version, [data], { sums: summed.sums });
       await this.commit(key, rec, old, sums);
       return metaOf(rec);
     });
@@ -440,6 +477,7 @@ export class ChunkEngine implements ChunkStore {
     }
     if (fromIndex === 0) {
       // Only succeeds when empty: a concurrent write that recreated a chunk keeps the folder.
+      this.inodeDirs.delete(inodeId);
       try { await fsp.rmdir(this.inodeDir(inodeId)); } catch { /* not empty or gone */ }
     }
     return removed;
@@ -494,11 +532,15 @@ export class ChunkEngine implements ChunkStore {
     if (writes.length === 0) return;
     const files: Promise<void>[] = [];
     const sums: Array<{ key: BlocksKey; sums: Buffer }> = [];
+    // The folders of new files are fsynced once per group, after every file of it is written.
+    const dirs = new Set<InodeId>();
     const writeOut = (key: ChunkKey, version: number, content: StoredContent): void => {
       if (content.removed || content.bytes === undefined || this.onDisk.has(content)) return;
       this.onDisk.add(content);
       const bytes = content.bytes;
-      files.push(this.writeFile(key, version, [bytes]).then(
+      dirs.add(key.inodeId);
+      const given = content.blockSums !== undefined && content.blockSums.length === 4 * Math.ceil(bytes.length / checkBlockBytes) ? content.blockSums : undefined;
+      files.push(this.writeFile(key, version, [bytes], { ...(given === undefined ? {} : { sums: given }), syncDir: false }).then(
         (s) => { sums.push({ key: [key.inodeId, key.index, version], sums: s }); },
         (err: unknown) => { this.onDisk.delete(content); throw err; },
       ));
@@ -510,6 +552,7 @@ export class ChunkEngine implements ChunkStore {
       if (r.pending !== null) writeOut(r.chunk, r.pending.version, r.pending.content);
     }
     await Promise.all(files);
+    await Promise.all([...dirs].map((inode) => this.fsyncDir(this.inodeDir(inode))));
     // Which versions each touched chunk names before and after: files of the dropped ones go.
     const before = new Map<string, { key: ChunkKey; versions: Set<number> }>();
     const after = new Map<string, Set<number>>();
@@ -601,10 +644,21 @@ export class ChunkEngine implements ChunkStore {
       const scratch = Number.MAX_SAFE_INTEGER - version;
       const sums = await this.writeFile(key, scratch, [bytes]);
       await this.blocks.put([key.inodeId, key.index, version], sums);
+      // Reads must open the good file, not keep reading the damaged one they hold open.
+      this.openFiles.invalidate(this.filePath(key, version));
       await fsp.rename(this.filePath(key, scratch), this.filePath(key, version));
+      this.openFiles.invalidate(this.filePath(key, version));
       await this.fsyncDir(this.inodeDir(key.inodeId));
       return true;
     });
+  }
+
+  /**
+   * Hands back the buffer under bytes this engine read (readVersion) once the caller has copied
+   * them out and keeps no view of them; bytes it did not read from a pooled buffer are ignored.
+   */
+  releaseRead(bytes: Uint8Array): void {
+    this.options.readBuffers?.give(bytes);
   }
 
   /** Throws FLYFS_ERR_NO_SPACE when the target is above its disk-full watermark. */
@@ -625,7 +679,7 @@ export class ChunkEngine implements ChunkStore {
       await this.locks.run(this.lockKey(key), async () => {
         const rec = this.record(key);
         if (rec === undefined) return;
-        try { await this.readVerified(key, rec); } catch (err) {
+        try { await this.readVerified(key, rec, false); } catch (err) {
           if (err instanceof FlyfsError && err.code === 'FLYFS_ERR_CHECKSUM') bad.push(key); else throw err;
         }
       });
@@ -659,6 +713,7 @@ export class ChunkEngine implements ChunkStore {
     if (this.closed) return;
     this.closed = true;
     await this.locks.idle();
+    this.openFiles.closeAll();
     await this.env.close();
   }
 }

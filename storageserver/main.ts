@@ -10,10 +10,11 @@ import { createLogger, type Logger } from '../common/log.js';
 import { MetricsRegistry } from '../common/metrics.js';
 import { announceReady, stopOnSignals } from '../common/ready.js';
 import { promises as fsp } from 'node:fs';
-import { parseStorageServerArgs, type StorageServerConfig } from './config.js';
+import { parseStorageServerArgs, storageServerLimits, type StorageServerConfig } from './config.js';
 import { startDataServer, type DataServer } from './data-server.js';
 import { ChunkEngine } from './chunk-engine.js';
-import { createIoEngine } from './io-engine.js';
+import { createIoEngine, tuneAllocator } from './io-engine.js';
+import { ReadBufferPool } from './read-buffers.js';
 import { Scrubber } from './scrubber.js';
 import { buildStorageHttpApp } from './http.js';
 import { Membership } from './membership.js';
@@ -75,13 +76,22 @@ export async function startStorageServer(config: StorageServerConfig, options: S
   };
   try {
     await fsp.mkdir(config.dataDir, { recursive: true });
+    const allocatorTuned = tuneAllocator({ mmapThresholdBytes: storageServerLimits.mallocMmapThresholdBytes, trimThresholdBytes: storageServerLimits.mallocTrimThresholdBytes });
     const io = createIoEngine(config.ioEngine);
     cleanups.push(() => io.shutdown());
-    log.info({ ioEngine: io.kind, fallbackReason: io.fallbackReason }, 'file I/O engine');
+    log.info({ ioEngine: io.kind, fallbackReason: io.fallbackReason, allocatorTuned }, 'file I/O engine');
+    // Aligned read buffers, shared by the targets: used again once a batched read's reply has copied them.
+    const readBuffers = io.allocAligned(0) === undefined ? undefined : new ReadBufferPool({
+      alloc: (bytes) => io.allocAligned(bytes)!, classBytesMin: io.alignment,
+      classBytesMax: storageServerLimits.readBufferClassBytesMax, bytesMax: storageServerLimits.readBufferPoolBytesMax,
+    });
     const stores: ChunkEngine[] = [];
     for (const path of config.targets) {
       await fsp.mkdir(path, { recursive: true });
-      const store = await ChunkEngine.open({ dir: path, verifyChecksums: config.verifyChecksums, diskFullRatio: config.diskFullRatio, io, directIo: config.directIo });
+      const store = await ChunkEngine.open({
+        dir: path, verifyChecksums: config.verifyChecksums, diskFullRatio: config.diskFullRatio, io, directIo: config.directIo,
+        ...(readBuffers === undefined ? {} : { readBuffers }),
+      });
       stores.push(store);
       cleanups.push(() => store.close());
     }
@@ -100,7 +110,7 @@ export async function startStorageServer(config: StorageServerConfig, options: S
       const address = membership?.dataAddressOf(message.to);
       if (address === undefined || address === '') return; // unknown peer: the next tick retransmits
       void encodePeerMessage(message, payload)
-        .then((frame) => peerTransport.call({ nodeId: 0, grpcAddress: '', dataAddress: address }, Op.Peer, {}, frame))
+        .then((frame) => peerTransport.call({ nodeId: 0, grpcAddress: '', dataAddress: address }, Op.Peer, frame.header, frame.payload))
         .catch((err: unknown) => peerLog.debug({ err, to: message.to, kind: message.body.kind }, 'peer message not delivered'));
     };
     const replicaFor = (i: number, targetId: number): ReplicatedTarget => {
@@ -143,6 +153,7 @@ export async function startStorageServer(config: StorageServerConfig, options: S
     const data: DataServer = await startDataServer({
       host: config.host, port: config.dataPort, service, logger: log.child({ component: 'data' }),
       onPeer: (m) => replicaOf(m.to)?.onPeer(m),
+      ...(readBuffers === undefined ? {} : { readBuffers }),
     });
     cleanups.push(() => data.close());
     const dataAddress = `${config.host}:${data.port}`;

@@ -1,13 +1,27 @@
-// CRAQ messages between storage servers on the framed data path (Op.Peer). The frame's JSON
-// header is empty; its payload is [u32 LE length of the message JSON][message JSON][content
-// bytes...]: every content (an update's, a sync batch's) is described in the JSON by length,
+// CRAQ messages between storage servers on the framed data path (Op.Peer), in one of two forms:
+// - small: the frame's JSON header is `{"peer": message JSON}` and its payload the bytes of the
+//   contents, laid end to end (an update's content is sent as it is, never copied into a frame);
+// - packed (a message whose JSON does not fit a frame header, such as a big sync batch): the
+//   header is empty and the payload [u32 LE length of the message JSON][message JSON][content
+//   bytes...].
+// Either way every content (an update's, a sync batch's) is described in the JSON by length,
 // CRC32C and tombstone flag, and its bytes follow in the order they are described. Decoded
-// contents point into the frame's payload (no copy).
+// contents point into the frame's payload (no copy), and each is checked against its CRC32C as
+// it is decoded, in the pass that also computes its block checksums: bytes damaged on the way
+// are refused (the sender retransmits), never stored under a checksum they do not have.
 import { flyfsError } from '../common/errors.js';
 import { packJsonPayload, unpackJsonPayload } from '../common/frame.js';
 import type { ChunkKey } from '../common/ids.js';
+import { limits } from '../common/limits.js';
+import { blockSumsOf } from './chunk-engine.js';
 import type { StoredMessage } from './replicated-target.js';
 import type { StoredContent } from './stored-content.js';
+
+/** A peer frame: its JSON header and its payload. */
+export interface PeerFrame { header: Record<string, unknown>; payload: Buffer }
+
+/** Room kept in a frame header beside the message JSON (the `{"peer":…}` around it). */
+const headerWrapBytes = 16;
 
 interface WireContent { length: number; crc32c: number; removed: boolean }
 
@@ -16,7 +30,7 @@ interface WireContent { length: number; crc32c: number; removed: boolean }
 export async function encodePeerMessage(
   message: StoredMessage,
   payload: (content: StoredContent, chunk: ChunkKey, version: number) => Buffer | Promise<Buffer>,
-): Promise<Buffer> {
+): Promise<PeerFrame> {
   const parts: (Buffer | Promise<Buffer>)[] = [];
   const describe = (content: StoredContent, chunk: ChunkKey, version: number): WireContent => {
     parts.push(payload(content, chunk, version));
@@ -35,13 +49,27 @@ export async function encodePeerMessage(
       break;
     default: body = b;
   }
-  return packJsonPayload({ ...message, body }, await Promise.all(parts));
+  const json = { ...message, body };
+  const bytes = await Promise.all(parts);
+  const text = JSON.stringify(json);
+  if (Buffer.byteLength(text) + headerWrapBytes <= limits.frameHeaderBytesMax && bytes.length <= 1) {
+    return { header: { peer: json }, payload: bytes[0] ?? EMPTY };
+  }
+  return { header: {}, payload: packJsonPayload(json, bytes) };
 }
 
-/** Decodes a peer frame's payload; FLYFS_ERR_BAD_FRAME when it does not add up. */
-export function decodePeerMessage(payload: Buffer): StoredMessage {
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * Decodes a peer frame; FLYFS_ERR_BAD_FRAME when it does not add up, FLYFS_ERR_CHECKSUM when a
+ * content's bytes do not have the CRC32C the message gives them.
+ */
+export function decodePeerMessage(frame: PeerFrame): StoredMessage {
   const bad = (why: string): never => { throw flyfsError('FLYFS_ERR_BAD_FRAME', `peer message: ${why}`); };
-  const { json, bytesAt } = unpackJsonPayload(payload, 'peer message');
+  const payload = frame.payload;
+  let json: unknown;
+  let bytesAt: number;
+  if (frame.header['peer'] !== undefined) { json = frame.header['peer']; bytesAt = 0; } else ({ json, bytesAt } = unpackJsonPayload(payload, 'peer message'));
   const message = json as StoredMessage;
   if (typeof message !== 'object' || message === null || typeof message.body !== 'object' || message.body === null) bad('no body');
   let at = bytesAt;
@@ -50,9 +78,12 @@ export function decodePeerMessage(payload: Buffer): StoredMessage {
     if (c === null || typeof c !== 'object' || !Number.isInteger(c.length) || !Number.isInteger(c.crc32c) || typeof c.removed !== 'boolean') return bad('content description');
     const n = c.length!;
     if (n < 0 || at + (c.removed ? 0 : n) > payload.length) bad('content runs past the payload');
-    const bytes = c.removed ? undefined : payload.subarray(at, at + n);
-    if (!c.removed) at += n;
-    return { length: n, crc32c: c.crc32c!, removed: c.removed!, bytes };
+    if (c.removed) return { length: n, crc32c: c.crc32c!, removed: true, bytes: undefined };
+    const bytes = payload.subarray(at, at + n);
+    at += n;
+    const summed = blockSumsOf(bytes);
+    if (summed.crc32c !== c.crc32c) throw flyfsError('FLYFS_ERR_CHECKSUM', `peer message: content of ${n} bytes does not match its CRC32C`);
+    return { length: n, crc32c: c.crc32c!, removed: false, bytes, blockSums: summed.sums };
   };
   const b = message.body as unknown as Record<string, unknown>;
   switch (b['kind']) {

@@ -16,7 +16,7 @@ import { flyfsError, FlyfsError } from '../common/errors.js';
 import { type ChainVersion, type ChunkKey, type InodeId, type TargetId } from '../common/ids.js';
 import { limits } from '../common/limits.js';
 import type { Logger } from '../common/log.js';
-import { KeyedLock, type ChunkEngine } from './chunk-engine.js';
+import { blockSumsOf, KeyedLock, type ChunkEngine } from './chunk-engine.js';
 import type { ChunkMeta, ChunkStore, TargetUsage, WriteIdentity } from './chunk-store.js';
 import { crc32c } from './crc32c.js';
 import {
@@ -144,7 +144,9 @@ export class ReplicatedTarget implements ChunkStore {
     }
     for (const e of out.events) this.options.onSyncDone(e.target);
     // Committed versions are in their files now: their bytes need not stay in memory.
-    for (const w of out.persist) if (w.kind === 'putChunk' && w.record.committed !== null) w.record.committed.content.bytes = undefined;
+    for (const w of out.persist) {
+      if (w.kind === 'putChunk' && w.record.committed !== null) { w.record.committed.content.bytes = undefined; w.record.committed.content.blockSums = undefined; }
+    }
   }
 
   private payload(content: StoredContent, chunk: ChunkKey, version: number): Buffer | Promise<Buffer> {
@@ -242,10 +244,12 @@ export class ReplicatedTarget implements ChunkStore {
         const old = await this.committedBytes(key);
         next = Buffer.alloc(Math.max(old?.bytes.length ?? 0, offset + data.length));
         old?.bytes.copy(next, 0);
+        if (old !== null) this.options.engine.releaseRead(old.bytes);
         next.set(input, offset);
       }
-      const crc = crc32c(next);
-      const version = await this.submit(key, { baseVersion, next: { length: next.length, crc32c: crc, removed: false, bytes: next } }, id);
+      // One pass gives the version's CRC32C and its block checksums (for its file, on this replica).
+      const { sums, crc32c: crc } = blockSumsOf(next);
+      const version = await this.submit(key, { baseVersion, next: { length: next.length, crc32c: crc, removed: false, bytes: next, blockSums: sums } }, id);
       // A retry of a write committed before is answered with that write's version: describe it.
       const now = this.replica.committedOf(key);
       if (now !== null && now.version === version && !now.content.removed) return { version: now.version, length: now.content.length, crc32c: now.content.crc32c };
@@ -291,8 +295,9 @@ export class ReplicatedTarget implements ChunkStore {
       // Only a chunk that gets shorter is read (whole, verified) to build the cut version.
       const old = (await this.committedBytes(key))!;
       const next = Buffer.from(old.bytes.subarray(0, lengthBytes));
-      const crc = crc32c(next);
-      const version = await this.submit(key, { baseVersion: old.version, next: { length: next.length, crc32c: crc, removed: false, bytes: next } }, undefined);
+      this.options.engine.releaseRead(old.bytes);
+      const { sums, crc32c: crc } = blockSumsOf(next);
+      const version = await this.submit(key, { baseVersion: old.version, next: { length: next.length, crc32c: crc, removed: false, bytes: next, blockSums: sums } }, undefined);
       return { version: version as ChunkMeta['version'], length: next.length, crc32c: crc };
     });
   }

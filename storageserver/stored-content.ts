@@ -13,6 +13,12 @@ export interface StoredContent {
   readonly removed: boolean;
   /** The version's bytes while they are not (yet) in its file; dropped once written. */
   bytes: Buffer | undefined;
+  /**
+   * The CRC32C of each 4 KiB block of `bytes` (u32 LE), computed in the same pass that computed
+   * or checked `crc32c` (the head's write, a peer message's decode), so the file's block checksums
+   * cost no second pass. Dropped with the bytes.
+   */
+  blockSums?: Buffer | undefined;
 }
 
 /** A write, truncate or remove as the head's shell prepared it: the next version's full content,
