@@ -149,6 +149,9 @@ export class MetaStore {
     if (cached !== undefined) return cached;
     if ((flags & OpenFlags.truncate) !== 0) await this.removeChunksForTruncate(parts, path);
     const clientId = options.ctx?.clientId ?? '';
+    // Opening a session is hearing its client: its first KeepAlive comes one interval later,
+    // and a client quiet for most of a timeout must not lose the session it opens now.
+    if (clientId !== '' && isWriteOpen(flags)) this.keepAlive(clientId);
     return this.run('open', options.ctx, (t) => openOp(t, { parts, path, flags, mode, clientId, nowMs: this.now(), tables: this.tables }));
   }
 

@@ -125,6 +125,21 @@ describe('hard links and sessions', () => {
     await store.closeFile({ inodeId: live.inode.inodeId, sessionId: live.sessionId, length: 1, lengthSet: true });
     expect(() => store.keepAlive('')).toThrow();
   });
+
+  it('a write open counts as hearing its client: a client last heard long ago keeps the session it opens now', async () => {
+    const pruner = new SessionPruner({ store, intervalMs: 10, timeoutMs: 1_000, now: () => clock });
+    const first = await store.open('/a', { flags: W | C, ctx: { clientId: 'idle', requestId: 1 } });
+    expect(await pruner.runOnce()).toBe(0);
+    store.keepAlive('idle');
+    await store.closeFile({ inodeId: first.inode.inodeId, sessionId: first.sessionId, length: 0, lengthSet: false });
+    // Quiet for most of a timeout (no sessions, so no KeepAlive), then a new write open; the
+    // client's first KeepAlive comes one interval later, after this pass.
+    clock += 900;
+    const second = await store.open('/b', { flags: W | C, ctx: { clientId: 'idle', requestId: 2 } });
+    clock += 200;
+    expect(await pruner.runOnce()).toBe(0);
+    await store.closeFile({ inodeId: second.inode.inodeId, sessionId: second.sessionId, length: 1, lengthSet: true });
+  });
 });
 
 describe('truncate and setattr', () => {
