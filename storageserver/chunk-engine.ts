@@ -18,9 +18,9 @@ import type { ChunkMeta, ChunkStore, TargetUsage } from './chunk-store.js';
 import { chunkName, clientId as toClientId, type ChunkRecord as ReplicaRecord, type ClientEntry, type DurableState, type DurableWrite, type WriteId } from './craq/index.js';
 import type { StoredContent } from './stored-content.js';
 import { crc32c, crc32cBlocks, crc32cCheckBlocks } from './crc32c.js';
-import { oDirect, type IoEngine } from './io-engine.js';
+import { errnoError, oDirect, type IoEngine } from './io-engine.js';
 import { OpenFileCache } from './open-files.js';
-import type { ReadBufferPool } from './read-buffers.js';
+import type { IoBufferPool } from './io-buffers.js';
 
 /** How long one statfs answer is trusted for the disk-full check. */
 const statfsCacheMs = 1000;
@@ -37,10 +37,10 @@ export interface ChunkEngineOptions {
   /** New chunks are refused above this fill ratio of the target's file system. */
   diskFullRatio: number;
   io: IoEngine;
-  /** Read with O_DIRECT (aligned buffers) where the file system allows it. Default true. */
+  /** Read and write with O_DIRECT (aligned buffers) where the file system allows it. Default true. */
   directIo?: boolean;
-  /** Aligned read buffers shared by the server's targets; without it each read allocates. */
-  readBuffers?: ReadBufferPool;
+  /** Aligned I/O buffers shared by the server's targets; without it each O_DIRECT read or write allocates. */
+  ioBuffers?: IoBufferPool;
 }
 
 /** What LMDB keeps per chunk: its committed version. */
@@ -203,7 +203,7 @@ export class ChunkEngine implements ChunkStore {
     const data = await this.readFile(key, rec, lo, Math.min(rec.length, b1 * checkBlockBytes));
     const bad = crc32cCheckBlocks(data, checkBlockBytes, sums.subarray(4 * b0, 4 * b1));
     if (bad >= 0) {
-      this.options.readBuffers?.give(data);
+      this.options.ioBuffers?.give(data);
       throw flyfsError('FLYFS_ERR_CHECKSUM', `chunk ${this.lockKey(key)} v${rec.version}: CRC32C mismatch in block ${b0 + bad}`);
     }
     return data.subarray(from - lo, to - lo);
@@ -254,7 +254,7 @@ export class ChunkEngine implements ChunkStore {
       if (isErrno(err, 'ENOENT')) throw flyfsError('FLYFS_ERR_CHECKSUM', `chunk ${this.lockKey(key)} v${rec.version}: its data file is missing`);
       throw err;
     }
-    const pool = this.options.readBuffers;
+    const pool = this.options.ioBuffers;
     let buf: Buffer | undefined;
     try {
       // O_DIRECT: an aligned window around the range, into aligned memory; short only at the end.
@@ -282,7 +282,7 @@ export class ChunkEngine implements ChunkStore {
   private async readVerified(key: ChunkKey, rec: ChunkRecord, cached = true): Promise<Buffer> {
     const data = await this.readFile(key, rec, 0, rec.length, cached);
     if (crc32c(data) !== rec.crc32c) {
-      this.options.readBuffers?.give(data);
+      this.options.ioBuffers?.give(data);
       throw flyfsError('FLYFS_ERR_CHECKSUM', `chunk ${this.lockKey(key)} v${rec.version}: CRC32C mismatch`);
     }
     return data;
@@ -303,11 +303,16 @@ export class ChunkEngine implements ChunkStore {
     const path = this.filePath(key, version);
     // A descriptor kept for an earlier file of this name must not outlive it.
     this.openFiles.invalidate(path);
-    const flags = fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_TRUNC;
+    const total = parts.reduce((n, p) => n + p.byteLength, 0);
+    // O_DIRECT unless the file system refuses it: buffered writes copy every byte into the page
+    // cache, which on the machines measured cost ~10x the write itself (BENCHMARKS.md, file-rw).
+    const useDirect = this.direct && total > 0;
+    const flags = fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_TRUNC | (useDirect ? oDirect : 0);
     let fd: number;
     try {
       fd = await io.open(path, flags, 0o644);
     } catch (err) {
+      if (useDirect && isErrno(err, 'EINVAL')) { this.direct = false; return this.writeFile(key, version, parts, o); }
       // The folder went (removeFrom's rmdir) after this engine last saw it: make it again.
       if (!isErrno(err, 'ENOENT')) throw mapIoError(err);
       this.inodeDirs.delete(key.inodeId);
@@ -316,26 +321,50 @@ export class ChunkEngine implements ChunkStore {
       fd = await io.open(path, flags, 0o644);
     }
     let sums: Buffer;
+    let staged: Buffer | undefined;
     try {
-      // All parts at once: the ring takes them in one submission; the checksums are computed
-      // while the writes are in flight.
-      let position = 0;
-      const writes: Array<Promise<void>> = [];
-      for (const p of parts) {
-        const at = position;
-        writes.push((async () => {
-          let done = 0;
-          while (done < p.byteLength) done += await io.write(fd, p, done, p.byteLength - done, at + done);
-        })());
-        position += p.byteLength;
+      if (useDirect) {
+        // One aligned copy of the parts, zero-padded to the alignment; one write of it; the
+        // padding cut off again by ftruncate, so the file holds exactly the content.
+        const a = io.alignment;
+        const padded = Math.ceil(total / a) * a;
+        staged = this.options.ioBuffers?.take(padded) ?? io.allocAligned(padded)!;
+        let at = 0;
+        for (const p of parts) { staged.set(p, at); at += p.byteLength; }
+        staged.fill(0, total, padded);
+        sums = o.sums ?? blockSumsOf(staged.subarray(0, total)).sums;
+        for (let done = 0; done < padded;) {
+          const n = await io.write(fd, staged, done, padded - done, done);
+          if (n === 0) throw errnoError(-5, 'write', path);
+          done += n;
+        }
+        if (padded !== total) await io.truncate(fd, total);
+      } else {
+        // All parts at once: the ring takes them in one submission; the checksums are computed
+        // while the writes are in flight.
+        let position = 0;
+        const writes: Array<Promise<void>> = [];
+        for (const p of parts) {
+          const at = position;
+          writes.push((async () => {
+            let done = 0;
+            while (done < p.byteLength) done += await io.write(fd, p, done, p.byteLength - done, at + done);
+          })());
+          position += p.byteLength;
+        }
+        sums = o.sums ?? blockSumsOf(parts.length === 1 ? parts[0]! : Buffer.concat(parts)).sums;
+        await Promise.all(writes);
       }
-      sums = o.sums ?? blockSumsOf(parts.length === 1 ? parts[0]! : Buffer.concat(parts)).sums;
-      await Promise.all(writes);
       await io.sync(fd, true);
     } catch (err) {
       await io.close(fd).catch(() => undefined);
       await fsp.rm(path, { force: true });
+      // A file system that opens with O_DIRECT but refuses its writes (a larger block size): buffered from now on.
+      if (useDirect && isErrno(err, 'EINVAL')) { this.direct = false; return this.writeFile(key, version, parts, o); }
       throw mapIoError(err);
+    } finally {
+      // Every write on `staged` has finished (or failed) by now: the kernel is done with it.
+      if (staged !== undefined) this.options.ioBuffers?.give(staged);
     }
     await io.close(fd);
     if (o.syncDir ?? true) await this.fsyncDir(dir);
@@ -658,7 +687,7 @@ export class ChunkEngine implements ChunkStore {
    * them out and keeps no view of them; bytes it did not read from a pooled buffer are ignored.
    */
   releaseRead(bytes: Uint8Array): void {
-    this.options.readBuffers?.give(bytes);
+    this.options.ioBuffers?.give(bytes);
   }
 
   /** Throws FLYFS_ERR_NO_SPACE when the target is above its disk-full watermark. */

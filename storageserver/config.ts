@@ -10,9 +10,9 @@ const ioEngineChoices: readonly IoEngineChoice[] = ['auto', 'io_uring', 'fs'];
 /** Bounds of a storage server's own caches (the chunk engine's are chunkEngineLimits). */
 export const storageServerLimits = {
   /** Free aligned read buffers kept for reuse, all size classes together. */
-  readBufferPoolBytesMax: 64 * 1024 * 1024,
+  ioBufferPoolBytesMax: 64 * 1024 * 1024,
   /** Reads of larger windows get a buffer of their own (the default chunk size). */
-  readBufferClassBytesMax: 4 * 1024 * 1024,
+  ioBufferClassBytesMax: 4 * 1024 * 1024,
   /**
    * malloc serves blocks up to this from its heap, not one fresh mmap each (glibc's largest
    * allowed; a fresh 4 MiB buffer costs 1,024 page faults and an munmap: 3x slower copies here).

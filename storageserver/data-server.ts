@@ -9,7 +9,7 @@ import { Op, packJsonPayload, stringField, uintField, unpackJsonPayload, type Fr
 import { startFramedServer, type FramedServer } from '../common/framed-server.js';
 import type { ChunkService } from './service.js';
 import { decodePeerMessage } from './peer-codec.js';
-import type { ReadBufferPool } from './read-buffers.js';
+import type { IoBufferPool } from './io-buffers.js';
 import type { StoredMessage } from './replicated-target.js';
 
 /** Where CRAQ messages from peers go (the local target named by `to`). */
@@ -18,14 +18,14 @@ export type PeerSink = (message: StoredMessage) => void;
 export type DataServer = FramedServer;
 
 /** Runs one decoded request against the service; resolves to the reply header and payload. */
-async function dispatch(service: ChunkService, frame: Frame, onPeer: PeerSink | undefined, readBuffers: ReadBufferPool | undefined): Promise<{ header: object; payload?: Uint8Array }> {
+async function dispatch(service: ChunkService, frame: Frame, onPeer: PeerSink | undefined, ioBuffers: IoBufferPool | undefined): Promise<{ header: object; payload?: Uint8Array }> {
   const h = frame.header;
   if (frame.op === Op.Peer) {
     if (onPeer === undefined) throw new FlyfsError('FLYFS_ERR_BAD_FRAME', 'this server takes no peer messages');
     onPeer(decodePeerMessage(frame));
     return { header: {} };
   }
-  if (frame.op === Op.ReadChunks) return readChunks(service, frame.payload, readBuffers);
+  if (frame.op === Op.ReadChunks) return readChunks(service, frame.payload, ioBuffers);
   const routed = { chainId: uintField(h, 'chainId'), chainVersion: uintField(h, 'chainVersion') };
   switch (frame.op) {
     case Op.WriteChunk: {
@@ -57,7 +57,7 @@ async function dispatch(service: ChunkService, frame: Frame, onPeer: PeerSink | 
  * damaged or missing chunk fails alone); the reply packs every result's description, then the
  * data of the successful ones in order.
  */
-async function readChunks(service: ChunkService, payload: Buffer, readBuffers: ReadBufferPool | undefined): Promise<{ header: object; payload: Uint8Array }> {
+async function readChunks(service: ChunkService, payload: Buffer, ioBuffers: IoBufferPool | undefined): Promise<{ header: object; payload: Uint8Array }> {
   const { json } = unpackJsonPayload(payload, 'chunk reads');
   if (!Array.isArray(json) || json.length === 0) throw new FlyfsError('FLYFS_ERR_BAD_FRAME', 'chunk reads: a non-empty list is expected');
   if (json.length > limits.readBatchChunksMax) throw new FlyfsError('FLYFS_ERR_LIMIT', `at most ${limits.readBatchChunksMax} chunk reads in one request, got ${json.length}`);
@@ -81,10 +81,10 @@ async function readChunks(service: ChunkService, payload: Buffer, readBuffers: R
   const data = results.flatMap((x) => x.ok ? [x.r.data] : []);
   const packed = packJsonPayload(described, data);
   // Copied into the reply: the read buffers can serve the next reads.
-  for (const d of data) readBuffers?.give(d);
+  for (const d of data) ioBuffers?.give(d);
   return { header: {}, payload: packed };
 }
 
-export async function startDataServer(options: { host: string; port: number; service: ChunkService; logger: Logger; onPeer?: PeerSink; readBuffers?: ReadBufferPool }): Promise<DataServer> {
-  return startFramedServer({ host: options.host, port: options.port, logger: options.logger, dispatch: (frame) => dispatch(options.service, frame, options.onPeer, options.readBuffers) });
+export async function startDataServer(options: { host: string; port: number; service: ChunkService; logger: Logger; onPeer?: PeerSink; ioBuffers?: IoBufferPool }): Promise<DataServer> {
+  return startFramedServer({ host: options.host, port: options.port, logger: options.logger, dispatch: (frame) => dispatch(options.service, frame, options.onPeer, options.ioBuffers) });
 }

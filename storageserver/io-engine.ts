@@ -38,6 +38,8 @@ export interface IoEngine {
   write(fd: number, buf: Uint8Array, offset: number, length: number, position: number): Promise<number>;
   /** fdatasync when `dataOnly`, else fsync. */
   sync(fd: number, dataOnly: boolean): Promise<void>;
+  /** ftruncate: the file's length becomes `length` (an O_DIRECT write pads to the alignment). */
+  truncate(fd: number, length: number): Promise<void>;
   close(fd: number): Promise<void>;
   /** Memory aligned for O_DIRECT (not zeroed: read into it, use what was read); undefined where the engine cannot give it. */
   allocAligned(bytes: number): Buffer | undefined;
@@ -159,6 +161,11 @@ class UringEngine implements IoEngine {
     await this.enqueue({ kind: 'sync', fd, dataOnly });
   }
 
+  /** Not a ring op (IORING_OP_FTRUNCATE needs Linux 6.9): Node's thread pool, as the fs engine. */
+  truncate(fd: number, length: number): Promise<void> {
+    return ftruncateFd(fd, length);
+  }
+
   async close(fd: number): Promise<void> {
     const r = this.addon.closeFd(fd);
     if (r < 0) throw errnoError(r, 'close');
@@ -236,6 +243,10 @@ function fsCall<T>(fn: (cb: (err: NodeJS.ErrnoException | null, value: T) => voi
   return new Promise((resolve, reject) => fn((err, value) => (err === null ? resolve(value) : reject(err))));
 }
 
+function ftruncateFd(fd: number, length: number): Promise<void> {
+  return fsCall<void>((cb) => fs.ftruncate(fd, length, (e) => cb(e, undefined)));
+}
+
 class FsEngine implements IoEngine {
   readonly kind = 'fs' as const;
   readonly alignment = ioEngineLimits.alignment;
@@ -264,6 +275,10 @@ class FsEngine implements IoEngine {
 
   async sync(fd: number, dataOnly: boolean): Promise<void> {
     await this.track(fsCall<void>((cb) => (dataOnly ? fs.fdatasync(fd, (e) => cb(e, undefined)) : fs.fsync(fd, (e) => cb(e, undefined)))));
+  }
+
+  truncate(fd: number, length: number): Promise<void> {
+    return this.track(ftruncateFd(fd, length));
   }
 
   async close(fd: number): Promise<void> {

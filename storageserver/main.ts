@@ -14,7 +14,7 @@ import { parseStorageServerArgs, storageServerLimits, type StorageServerConfig }
 import { startDataServer, type DataServer } from './data-server.js';
 import { ChunkEngine } from './chunk-engine.js';
 import { createIoEngine, tuneAllocator } from './io-engine.js';
-import { ReadBufferPool } from './read-buffers.js';
+import { IoBufferPool } from './io-buffers.js';
 import { Scrubber } from './scrubber.js';
 import { buildStorageHttpApp } from './http.js';
 import { Membership } from './membership.js';
@@ -81,16 +81,16 @@ export async function startStorageServer(config: StorageServerConfig, options: S
     cleanups.push(() => io.shutdown());
     log.info({ ioEngine: io.kind, fallbackReason: io.fallbackReason, allocatorTuned }, 'file I/O engine');
     // Aligned read buffers, shared by the targets: used again once a batched read's reply has copied them.
-    const readBuffers = io.allocAligned(0) === undefined ? undefined : new ReadBufferPool({
+    const ioBuffers = io.allocAligned(0) === undefined ? undefined : new IoBufferPool({
       alloc: (bytes) => io.allocAligned(bytes)!, classBytesMin: io.alignment,
-      classBytesMax: storageServerLimits.readBufferClassBytesMax, bytesMax: storageServerLimits.readBufferPoolBytesMax,
+      classBytesMax: storageServerLimits.ioBufferClassBytesMax, bytesMax: storageServerLimits.ioBufferPoolBytesMax,
     });
     const stores: ChunkEngine[] = [];
     for (const path of config.targets) {
       await fsp.mkdir(path, { recursive: true });
       const store = await ChunkEngine.open({
         dir: path, verifyChecksums: config.verifyChecksums, diskFullRatio: config.diskFullRatio, io, directIo: config.directIo,
-        ...(readBuffers === undefined ? {} : { readBuffers }),
+        ...(ioBuffers === undefined ? {} : { ioBuffers }),
       });
       stores.push(store);
       cleanups.push(() => store.close());
@@ -153,7 +153,7 @@ export async function startStorageServer(config: StorageServerConfig, options: S
     const data: DataServer = await startDataServer({
       host: config.host, port: config.dataPort, service, logger: log.child({ component: 'data' }),
       onPeer: (m) => replicaOf(m.to)?.onPeer(m),
-      ...(readBuffers === undefined ? {} : { readBuffers }),
+      ...(ioBuffers === undefined ? {} : { ioBuffers }),
     });
     cleanups.push(() => data.close());
     const dataAddress = `${config.host}:${data.port}`;

@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { inodeId } from '../../common/ids.js';
 import { crc32c } from '../../storageserver/crc32c.js';
 import { ChunkEngine } from '../../storageserver/chunk-engine.js';
-import { createIoEngine, type IoEngine, type IoEngineKind } from '../../storageserver/io-engine.js';
+import { createIoEngine, oDirect, type IoEngine, type IoEngineKind } from '../../storageserver/io-engine.js';
 
 const CHUNK = 64 * 1024;
 const key = (inode: number, index: number) => ({ inodeId: inodeId(inode), index });
@@ -145,6 +145,44 @@ describe.each<IoEngineKind>(['io_uring', 'fs'])('chunk engine on %s', (kind) => 
     const got = await store.read(key(2, 0), 0, CHUNK);
     expect(got?.data.length).toBe(n * 10);
     for (let i = 0; i < n; i++) expect(got?.data.subarray(i * 10, i * 10 + 10)).toEqual(Buffer.alloc(10, i + 1));
+  });
+
+  it('writes version files with O_DIRECT in aligned pieces; each file holds exactly its content; buffered without direct I/O', async () => {
+    // The engine's I/O, recorded on the way through: open flags by fd, and every write.
+    const flagsOf = new Map<number, number>();
+    const writes: Array<{ direct: boolean; offset: number; length: number; position: number; aligned: boolean }> = [];
+    const truncates: number[] = [];
+    const recording: IoEngine = Object.assign(Object.create(io) as IoEngine, {
+      open: async (path: string, flags: number, mode?: number) => { const fd = await io.open(path, flags, mode); flagsOf.set(fd, flags); return fd; },
+      write: (fd: number, buf: Uint8Array, offset: number, length: number, position: number) => {
+        writes.push({ direct: ((flagsOf.get(fd) ?? 0) & oDirect) !== 0, offset, length, position, aligned: (buf.byteOffset + offset) % io.alignment === 0 });
+        return io.write(fd, buf, offset, length, position);
+      },
+      truncate: (fd: number, length: number) => { truncates.push(length); return io.truncate(fd, length); },
+    });
+    await store.close();
+    store = await ChunkEngine.open({ dir, verifyChecksums: true, diskFullRatio: 1, io: recording });
+    const data = Buffer.alloc(3 * 4096 + 1234);
+    for (let i = 0; i < data.length; i++) data[i] = (i * 13 + 5) & 0xff;
+    await store.write(key(21, 0), 0, data, CHUNK);
+    await store.write(key(21, 0), 100, Buffer.from('patch'), CHUNK);
+    await store.write(key(21, 1), 0, Buffer.alloc(2 * 4096, 9), CHUNK);
+    const want = Buffer.from(data);
+    want.write('patch', 100);
+    expect((await store.read(key(21, 0), 0, CHUNK))?.data.equals(want)).toBe(true);
+    expect((await fsp.stat(fileOf(21, 0, 2))).size).toBe(want.length);
+    expect((await fsp.stat(fileOf(21, 1, 1))).size).toBe(2 * 4096);
+    expect(writes.length).toBeGreaterThanOrEqual(3);
+    for (const w of writes) expect(w).toMatchObject({ direct: true, aligned: true });
+    for (const w of writes) expect([w.position % io.alignment, w.length % io.alignment]).toEqual([0, 0]);
+    // Only the unaligned contents were padded and cut back.
+    expect(truncates).toEqual([data.length, want.length]);
+    await store.close();
+    writes.length = 0;
+    store = await ChunkEngine.open({ dir, verifyChecksums: true, diskFullRatio: 1, io: recording, directIo: false });
+    await store.write(key(21, 2), 0, Buffer.from('buffered'), CHUNK);
+    expect(writes.map((w) => w.direct)).toEqual([false]);
+    expect((await store.read(key(21, 2), 0, CHUNK))?.data.toString()).toBe('buffered');
   });
 
   it('refuses new chunks above the disk-full ratio but still overwrites existing ones', async () => {

@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { ReadBufferPool } from '../../storageserver/read-buffers.js';
+import { IoBufferPool } from '../../storageserver/io-buffers.js';
 
 describe('read buffer pool', () => {
   const make = (bytesMax = 1 << 20) => {
     let allocs = 0;
-    const pool = new ReadBufferPool({ alloc: (n) => { allocs++; return Buffer.allocUnsafe(n); }, classBytesMin: 4096, classBytesMax: 65_536, bytesMax });
+    const pool = new IoBufferPool({ alloc: (n) => { allocs++; return Buffer.allocUnsafe(n); }, classBytesMin: 4096, classBytesMax: 65_536, bytesMax });
     return { pool, allocs: () => allocs };
   };
 

@@ -1,13 +1,14 @@
-// Aligned read buffers used again instead of allocated per read (docs/chunk-engine.md, "Reads").
-// A chunk read takes a buffer of the smallest power-of-two size class that holds its window; a
-// caller that is done with the bytes (the framed ReadChunks reply, once it has copied them into
-// its payload) gives the view back, and the buffer serves a later read. Bytes still referenced
+// Aligned I/O buffers used again instead of allocated per O_DIRECT read or write
+// (docs/chunk-engine.md, "Reads" and "Writes"). A chunk read or write takes a buffer of the
+// smallest power-of-two size class that holds its window; a caller that is done with the bytes
+// (the framed ReadChunks reply, once it has copied them into its payload; a write, once the
+// kernel has written them) gives the view back, and the buffer serves a later read or write. Bytes still referenced
 // must never be given back: a buffer the socket may still be sending stays with its reply and is
 // collected as any Buffer. Only buffers this pool handed out are taken back, each at most once
 // per take; at most `bytesMax` wait free.
 import { assert } from '../common/errors.js';
 
-export interface ReadBufferPoolOptions {
+export interface IoBufferPoolOptions {
   /** Allocates `bytes` of aligned memory (the I/O engine's allocAligned). */
   readonly alloc: (bytes: number) => Buffer;
   /** The smallest size class (a power of two, the I/O alignment or more). */
@@ -18,13 +19,13 @@ export interface ReadBufferPoolOptions {
   readonly bytesMax: number;
 }
 
-export class ReadBufferPool {
+export class IoBufferPool {
   private readonly free = new Map<number, Buffer[]>();
   /** Buffers out with a reader, by their memory: what give() accepts. */
   private readonly out = new WeakMap<ArrayBuffer, Buffer>();
   private freeBytes = 0;
 
-  constructor(private readonly o: ReadBufferPoolOptions) {
+  constructor(private readonly o: IoBufferPoolOptions) {
     assert(Number.isInteger(Math.log2(o.classBytesMin)) && Number.isInteger(Math.log2(o.classBytesMax)) && o.classBytesMin <= o.classBytesMax, 'size classes are powers of two');
   }
 
