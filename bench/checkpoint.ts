@@ -1,7 +1,10 @@
 // checkpoint: a checkpoint of `shards` equal tensors saved with saveCheckpoint and loaded with
 // loadCheckpoint (client/checkpoint) on a local `flyfs up` cluster, against a sequential write and
 // read of the same bytes as one flyfs file on the same cluster in the same run: the figure is what
-// the checkpoint layer (files, manifest, publish, CRC-32s, parallel tensors) makes of plain I/O.
+// the checkpoint layer (files, manifest, publish, CRC32Cs, parallel tensors) makes of plain I/O.
+// The load is measured twice: into the caller's tensors (`into`: memory the program has touched
+// before, as a model's allocated weights, and as the baseline's one reused buffer), and into new
+// buffers, which also pays the first touch of that much fresh memory.
 import { randomBytes } from 'node:crypto';
 import { loadCheckpoint, saveCheckpoint, stepDirName, type LoadedTensor } from '../client/checkpoint/index.js';
 import type { FileSystem } from '../client/index.js';
@@ -163,13 +166,14 @@ function checkLoaded(loaded: Record<string, LoadedTensor>, tensors: readonly Buf
 
 interface RunResult {
   save: Pass;
+  loadInto: Pass;
   load: Pass;
   write: Pass;
   read: Pass;
 }
 
-/** One run: save, baseline write, load, baseline read, then both removed (not timed). */
-async function checkpointRun(fs: FileSystem, step: number, p: Pieces, cfg: CheckpointBenchConfig): Promise<RunResult> {
+/** One run: save, baseline write, load into `into`, load into new buffers, baseline read, then both removed (not timed). */
+async function checkpointRun(fs: FileSystem, step: number, p: Pieces, into: readonly Buffer[], cfg: CheckpointBenchConfig): Promise<RunResult> {
   const bytes = p.tensors.length * p.tensors[0]!.length;
   const record = Object.fromEntries(p.tensors.map((t, k) => [tensorName(k), t]));
   const baselineFile = `/bench-checkpoint-baseline-${step}.bin`;
@@ -177,12 +181,16 @@ async function checkpointRun(fs: FileSystem, step: number, p: Pieces, cfg: Check
   try {
     const saveMs = await bounded('save', timeMs(async () => { await saveCheckpoint(fs, benchDir, step, record); }));
     const writeMs = await bounded('baseline write', baselineWriteMs(fs, baselineFile, p));
+    const intoRecord = Object.fromEntries(into.map((t, k) => [tensorName(k), t]));
+    const loadIntoMs = await bounded('load into tensors', timeMs(async () => { await loadCheckpoint(fs, benchDir, { step, into: intoRecord }); }));
+    checkLoaded(Object.fromEntries(into.map((t, k) => [tensorName(k), { data: t }])), p.tensors);
+    into.forEach((t) => t.fill(0));
     let loaded: Record<string, LoadedTensor> | undefined;
     const loadMs = await bounded('load', timeMs(async () => { loaded = (await loadCheckpoint(fs, benchDir, { step })).tensors; }));
     checkLoaded(loaded!, p.tensors);
     loaded = undefined;
     const readMs = await bounded('baseline read', baselineReadMs(fs, baselineFile, p));
-    return { save: { bytes, ms: saveMs }, load: { bytes, ms: loadMs }, write: { bytes, ms: writeMs }, read: { bytes, ms: readMs } };
+    return { save: { bytes, ms: saveMs }, loadInto: { bytes, ms: loadIntoMs }, load: { bytes, ms: loadMs }, write: { bytes, ms: writeMs }, read: { bytes, ms: readMs } };
   } finally {
     await fs.rm(`${benchDir}/${stepDirName(step)}`, { recursive: true, force: true });
     await fs.rm(baselineFile, { force: true });
@@ -202,21 +210,24 @@ export async function runCheckpointBench(ctx: BenchContext, cfg: CheckpointBench
   ctx.log(`checkpoint: ${formatBytes(totalBytes)} in ${shape}, ${ctx.runs} runs`);
   return withBenchCluster(ctx, { name: 'checkpoint', ...(cfg.nodeArgs === undefined ? {} : { nodeArgs: cfg.nodeArgs }) }, async (b) => {
     const p: Pieces = { tensors: makeTensors(cfg.shards, tensorBytes), pieceBytes: cfg.pieceBytes };
+    // The caller's tensors to load into: allocated and touched once, before any clock runs.
+    const into = p.tensors.map((t) => Buffer.allocUnsafe(t.length).fill(0));
     await b.fs.mkdir(benchDir, { recursive: true });
-    const series: { [K in keyof RunResult]: number[] } = { save: [], load: [], write: [], read: [] };
+    const series: { [K in keyof RunResult]: number[] } = { save: [], loadInto: [], load: [], write: [], read: [] };
     // Runs interleave so that each figure and its baseline see the same noise on a shared machine.
     for (let r = 0; r < ctx.runs; r++) {
-      const run = await checkpointRun(b.fs, r, p, cfg);
-      for (const k of ['save', 'load', 'write', 'read'] as const) series[k].push(passGBps(run[k]));
+      const run = await checkpointRun(b.fs, r, p, into, cfg);
+      for (const k of ['save', 'loadInto', 'load', 'write', 'read'] as const) series[k].push(passGBps(run[k]));
       ctx.log(
         `checkpoint: run ${r + 1}/${ctx.runs} GB/s: save ${series.save[r]!.toFixed(3)}, sequential write ${series.write[r]!.toFixed(3)}, ` +
-          `load ${series.load[r]!.toFixed(3)}, sequential read ${series.read[r]!.toFixed(3)}`,
+          `load into tensors ${series.loadInto[r]!.toFixed(3)}, load into new buffers ${series.load[r]!.toFixed(3)}, sequential read ${series.read[r]!.toFixed(3)}`,
       );
     }
     const file = `one ${formatBytes(totalBytes)} flyfs file, ${formatBytes(Math.min(cfg.pieceBytes, totalBytes))} pieces`;
     const out = [
       figure(`flyfs checkpoint save, ${shape} (saveCheckpoint)`, unitGBps, measured(series.save), `sequential write, ${file}`, measured(series.write)),
-      figure(`flyfs checkpoint load, ${shape} (loadCheckpoint, CRC-32 checked)`, unitGBps, measured(series.load), `sequential read, ${file}`, measured(series.read)),
+      figure(`flyfs checkpoint load into the caller's tensors, ${shape} (loadCheckpoint into, CRC32C checked)`, unitGBps, measured(series.loadInto), `sequential read, ${file}, into one reused buffer`, measured(series.read)),
+      figure(`flyfs checkpoint load into new buffers, ${shape} (loadCheckpoint, CRC32C checked)`, unitGBps, measured(series.load), `sequential read, ${file}, into one reused buffer`, measured(series.read)),
     ];
     logTargets(ctx, 'checkpoint', checkpointTargets(out));
     return out;

@@ -1,13 +1,22 @@
 // Writes a file front to back from many small appends: bytes gather in pieces of `pieceBytes`
 // and each full piece is written at its position while the next fills, with at most `inflight`
 // piece writes outstanding (backpressure: append waits when that many are running). Keeps the
-// length and zlib's CRC-32 of everything appended. Used by the dataset packer and by checkpoint
-// saves of streams.
+// length and a running checksum of everything appended (zlib's CRC-32 unless told otherwise).
+// Used by the dataset packer and by checkpoint saves of streams.
 import { crc32 } from 'node:zlib';
 import { assert } from '../common/errors.js';
 import type { FileHandle } from './file-handle.js';
 
-export const pieceWriterDefaults = { pieceBytes: 16 * 1024 * 1024, inflight: 4 } as const;
+/** A running checksum: sum(b, sum(a)) is the checksum of a then b; 0 starts it. */
+export type RunningChecksum = (bytes: Uint8Array, previous: number) => number;
+
+export interface PieceWriterOptions {
+  readonly pieceBytes: number;
+  readonly inflight: number;
+  readonly checksum?: RunningChecksum;
+}
+
+export const pieceWriterDefaults: PieceWriterOptions = { pieceBytes: 16 * 1024 * 1024, inflight: 4 };
 
 export class PieceWriter {
   private piece: Buffer;
@@ -16,13 +25,15 @@ export class PieceWriter {
   private crc = 0;
   private readonly running = new Set<Promise<unknown>>();
   private failure: unknown;
+  private readonly sum: RunningChecksum;
 
   constructor(
     private readonly handle: FileHandle,
-    private readonly o: { pieceBytes: number; inflight: number } = pieceWriterDefaults,
+    private readonly o: PieceWriterOptions = pieceWriterDefaults,
   ) {
     assert(o.pieceBytes > 0 && o.inflight >= 1, 'piece writer bounds');
     this.piece = Buffer.allocUnsafe(o.pieceBytes);
+    this.sum = o.checksum ?? ((b, prev) => crc32(b, prev));
   }
 
   /** Bytes appended so far (= the file's length once finished). */
@@ -31,7 +42,7 @@ export class PieceWriter {
 
   /** Appends `bytes`; the caller may reuse them once this resolves. */
   async append(bytes: Uint8Array): Promise<void> {
-    this.crc = crc32(bytes, this.crc);
+    this.crc = this.sum(bytes, this.crc);
     let off = 0;
     while (off < bytes.length) {
       const n = Math.min(bytes.length - off, this.piece.length - this.fill);

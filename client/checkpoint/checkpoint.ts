@@ -1,5 +1,5 @@
 // Checkpoint save and restore. A checkpoint is a folder `DIR/step-NNNNNNNNNNNN` holding one file
-// per tensor and `manifest.json` (names, dtypes and shapes as given, sizes, CRC-32s). A save
+// per tensor and `manifest.json` (names, dtypes and shapes as given, sizes, CRC32Cs). A save
 // writes every tensor in parallel into a staging folder `DIR/.staging-STEP-SAVEID`, then the
 // manifest, then renames the staging folder to the step's name: that rename is the publish, one
 // atomic metadata operation, so a reader finds the old checkpoint or the new one, never a part
@@ -10,11 +10,12 @@ import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { crc32 } from 'node:zlib';
 import { flyfsError, FlyfsError } from '../../common/errors.js';
+import { crc32c } from '../../storageserver/crc32c.js';
 import { limits } from '../../common/limits.js';
 import { forEachParallel } from '../../common/parallel.js';
 import { pathExists, readTextIfExists } from '../exists.js';
 import type { FileSystem } from '../fs.js';
-import { PieceWriter } from '../piece-writer.js';
+import { PieceWriter, pieceWriterDefaults } from '../piece-writer.js';
 
 export type TensorData = ArrayBufferView | ReadableStream<Uint8Array> | Readable | AsyncIterable<Uint8Array>;
 export interface TensorSpec { data: TensorData; dtype?: string; shape?: readonly number[] }
@@ -23,7 +24,10 @@ export type TensorInput = TensorData | TensorSpec;
 export interface TensorEntry {
   readonly file: string;
   readonly bytes: number;
-  readonly crc32: number;
+  /** CRC32C (Castagnoli) of the tensor's bytes: the checksum of manifests of version 2. */
+  readonly crc32c?: number;
+  /** zlib's CRC-32 of the tensor's bytes: the checksum of manifests of version 1 (read, no longer written). */
+  readonly crc32?: number;
   readonly rank: number;
   readonly dtype?: string;
   readonly shape?: readonly number[];
@@ -31,7 +35,8 @@ export interface TensorEntry {
 
 export interface CheckpointManifest {
   readonly format: 'flyfs-checkpoint';
-  readonly version: 1;
+  /** 2: tensors carry `crc32c` (written now); 1: tensors carry zlib's `crc32` (still loaded). */
+  readonly version: 1 | 2;
   readonly step: number;
   readonly worldSize: number;
   readonly createdAt: string;
@@ -59,6 +64,12 @@ export interface LoadOptions {
   step?: number;
   /** Only these tensors (default: all). */
   names?: readonly string[];
+  /**
+   * Reads these tensors into the caller's memory (a model's allocated weights, say) instead of
+   * new buffers: each view must be exactly the tensor's size, and the loaded tensor's `data` is a
+   * Buffer over that view. Names here must be among those loaded.
+   */
+  into?: Readonly<Record<string, ArrayBufferView>>;
 }
 
 export interface LoadedTensor {
@@ -68,6 +79,8 @@ export interface LoadedTensor {
 }
 
 const manifestFile = 'manifest.json';
+/** The manifest version saves write; readCheckpointManifest reads 1 and 2. */
+const manifestVersion = 2;
 const stepPrefix = 'step-';
 const stagingPrefix = '.staging-';
 const removingPrefix = '.removing-';
@@ -126,7 +139,7 @@ export async function saveCheckpoint(fs: FileSystem, dir: string, step: number, 
     const file = `r${String(rank).padStart(5, '0')}-${String(k).padStart(6, '0')}.bin`;
     const written = await writeTensor(fs, `${staging}/${file}`, spec.data);
     entries[name] = {
-      file, bytes: written.bytes, crc32: written.crc32, rank,
+      file, bytes: written.bytes, crc32c: written.crc32c, rank,
       ...(spec.dtype === undefined ? {} : { dtype: spec.dtype }),
       ...(spec.shape === undefined ? {} : { shape: [...spec.shape] }),
     };
@@ -165,7 +178,7 @@ export async function saveCheckpoint(fs: FileSystem, dir: string, step: number, 
     }
   }
   const manifest: CheckpointManifest = {
-    format: 'flyfs-checkpoint', version: 1, step, worldSize, createdAt: new Date().toISOString(),
+    format: 'flyfs-checkpoint', version: manifestVersion, step, worldSize, createdAt: new Date().toISOString(),
     ...(o.metadata === undefined ? {} : { metadata: o.metadata }),
     tensors: merged,
   };
@@ -184,23 +197,23 @@ export async function saveCheckpoint(fs: FileSystem, dir: string, step: number, 
   return { step, path: published };
 }
 
-async function writeTensor(fs: FileSystem, path: string, data: TensorData): Promise<{ bytes: number; crc32: number }> {
+async function writeTensor(fs: FileSystem, path: string, data: TensorData): Promise<{ bytes: number; crc32c: number }> {
   const h = await fs.open(path, 'wx');
   try {
     if (ArrayBuffer.isView(data)) {
       const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-      const sum = crc32(bytes);
+      const sum = crc32c(bytes);
       if (bytes.length > 0) await h.write(bytes, 0, bytes.length, 0);
-      return { bytes: bytes.length, crc32: sum };
+      return { bytes: bytes.length, crc32c: sum };
     }
-    const w = new PieceWriter(h);
+    const w = new PieceWriter(h, { ...pieceWriterDefaults, checksum: crc32c });
     const source: AsyncIterable<unknown> = data instanceof ReadableStream ? Readable.fromWeb(data as never) : data;
     for await (const piece of source) {
       if (!(piece instanceof Uint8Array)) throw invalid(`a tensor stream yields bytes (Uint8Array), not ${typeof piece}`);
       await w.append(piece);
     }
     await w.finish();
-    return { bytes: w.length, crc32: w.checksum };
+    return { bytes: w.length, crc32c: w.checksum };
   } finally {
     await h.close();
   }
@@ -270,18 +283,42 @@ export async function readCheckpointManifest(fs: FileSystem, dir: string, step?:
   const text = await fs.readFile(path, 'utf8') as string;
   let m: Partial<CheckpointManifest>;
   try { m = JSON.parse(text) as Partial<CheckpointManifest>; } catch { throw flyfsError('FLYFS_ERR_BAD_FORMAT', `${path} is not JSON`, { path }); }
-  if (m.format !== 'flyfs-checkpoint' || m.version !== 1 || m.step !== s || typeof m.tensors !== 'object' || m.tensors === null) {
+  if (m.format !== 'flyfs-checkpoint' || (m.version !== 1 && m.version !== 2) || m.step !== s || typeof m.tensors !== 'object' || m.tensors === null) {
     throw flyfsError('FLYFS_ERR_BAD_FORMAT', `${path} is not a flyfs checkpoint manifest of step ${s}`, { path });
   }
   for (const [name, e] of Object.entries(m.tensors)) {
-    if (typeof e?.file !== 'string' || !/^r\d{5}-\d{6}\.bin$/.test(e.file) || !Number.isSafeInteger(e.bytes) || e.bytes < 0 || !Number.isSafeInteger(e.crc32)) {
+    const sum = m.version === 1 ? e?.crc32 : e?.crc32c;
+    if (typeof e?.file !== 'string' || !/^r\d{5}-\d{6}\.bin$/.test(e.file) || !Number.isSafeInteger(e.bytes) || e.bytes < 0 || !isUint32(sum)) {
       throw flyfsError('FLYFS_ERR_BAD_FORMAT', `${path}: entry of tensor '${name}'`, { path });
     }
   }
   return m as CheckpointManifest;
 }
 
-/** Loads all or some tensors of a checkpoint in parallel, each checked against its size and CRC-32. */
+function isUint32(v: unknown): v is number { return Number.isSafeInteger(v) && (v as number) >= 0 && (v as number) <= 0xffffffff; }
+
+/** The checksum a manifest of `version` keeps for a tensor, of `data`, and the kept value. */
+function tensorChecksum(version: 1 | 2, e: TensorEntry, data: Uint8Array): { name: string; got: number; want: number } {
+  return version === 1 ? { name: 'CRC-32', got: crc32(data), want: e.crc32! } : { name: 'CRC32C', got: crc32c(data), want: e.crc32c! };
+}
+
+/** Reads all of the file at `path` into `into`, which must be the file's exact size. */
+async function readExactly(fs: FileSystem, path: string, into: Uint8Array, what: string): Promise<void> {
+  const h = await fs.open(path, 'r');
+  try {
+    const size = (await h.stat()).size;
+    if (size !== into.byteLength) throw flyfsError('FLYFS_ERR_CORRUPT', `${what}: ${size} bytes, the manifest says ${into.byteLength}`, { path });
+    for (let got = 0; got < into.byteLength;) {
+      const { bytesRead } = await h.read(into, got, into.byteLength - got, got);
+      if (bytesRead === 0) throw flyfsError('FLYFS_ERR_CORRUPT', `${what}: the file ended at ${got} of ${into.byteLength} bytes`, { path });
+      got += bytesRead;
+    }
+  } finally {
+    await h.close();
+  }
+}
+
+/** Loads all or some tensors of a checkpoint in parallel, each checked against its size and checksum. */
 export async function loadCheckpoint(fs: FileSystem, dir: string, o: LoadOptions = {}): Promise<{ step: number; manifest: CheckpointManifest; tensors: Record<string, LoadedTensor> }> {
   const root = trimDir(dir);
   const manifest = await readCheckpointManifest(fs, root, o.step);
@@ -289,15 +326,25 @@ export async function loadCheckpoint(fs: FileSystem, dir: string, o: LoadOptions
   for (const n of names) {
     if (!Object.hasOwn(manifest.tensors, n)) throw flyfsError('FLYFS_ERR_NOT_FOUND', `checkpoint ${manifest.step} has no tensor '${n}'`);
   }
+  const into = o.into ?? {};
+  const loading = new Set(names);
+  for (const [n, view] of Object.entries(into)) {
+    if (!loading.has(n)) throw invalid(`into names tensor '${n}', which this load does not load`);
+    if (!ArrayBuffer.isView(view)) throw invalid(`into['${n}'] is not an ArrayBufferView`);
+    const want = manifest.tensors[n]!.bytes;
+    if (view.byteLength !== want) throw invalid(`into['${n}'] holds ${view.byteLength} bytes; tensor '${n}' has ${want}`);
+  }
   const base = `${root}/${stepDirName(manifest.step)}`;
   const tensors: Record<string, LoadedTensor> = {};
   await forEachParallel(names.length, limits.checkpointFilesInflight, async (k) => {
     const name = names[k]!;
     const e = manifest.tensors[name]!;
     const path = `${base}/${e.file}`;
-    const data = await fs.readFile(path) as Buffer;
-    if (data.length !== e.bytes) throw flyfsError('FLYFS_ERR_CORRUPT', `tensor '${name}': ${data.length} bytes, the manifest says ${e.bytes}`, { path });
-    if (crc32(data) !== e.crc32) throw flyfsError('FLYFS_ERR_CORRUPT', `tensor '${name}': CRC-32 mismatch`, { path });
+    const view = Object.hasOwn(into, name) ? into[name]! : undefined;
+    const data = view === undefined ? Buffer.allocUnsafe(e.bytes) : Buffer.from(view.buffer, view.byteOffset, view.byteLength);
+    await readExactly(fs, path, data, `tensor '${name}'`);
+    const sum = tensorChecksum(manifest.version, e, data);
+    if (sum.got !== sum.want) throw flyfsError('FLYFS_ERR_CORRUPT', `tensor '${name}': ${sum.name} mismatch`, { path });
     tensors[name] = { data, ...(e.dtype === undefined ? {} : { dtype: e.dtype }), ...(e.shape === undefined ? {} : { shape: e.shape }) };
   });
   return { step: manifest.step, manifest, tensors };

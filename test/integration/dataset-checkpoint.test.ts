@@ -1,17 +1,20 @@
 // Dataset loading and checkpoints through the SDK against a real cluster: packing, random access,
 // epochs over ranks (exactly once, shuffled by seed, resumable), directory datasets, checksum
 // verification; checkpoint save/load of buffers and streams, latest/list/retention, several
-// ranks saving one step, refusals, and detection of damaged tensors.
+// ranks saving one step, refusals, loads into the caller's memory, manifest versions, and
+// detection of damaged tensors.
 import { spawn } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { crc32 } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type FileSystem } from '../../client/index.js';
 import { openDataset, packDataset, type Batch } from '../../client/dataset/index.js';
 import {
   latestCheckpoint, listCheckpoints, loadCheckpoint, readCheckpointManifest, saveCheckpoint, stepDirName,
 } from '../../client/checkpoint/index.js';
+import { crc32c } from '../../storageserver/crc32c.js';
 import { seededBytes, startTestCluster } from '../helpers/cluster.js';
 
 const sampleCount = 301;
@@ -264,6 +267,52 @@ describe('datasets and checkpoints', () => {
       expect((await loadCheckpoint(fs, '/ck/c', { names: ['rng'] })).tensors['rng']!.data.equals(tensorsOf(1)['rng']!)).toBe(true);
       await fs.truncate(`/ck/c/${stepDirName(1)}/${m.tensors['rng']!.file}`, 4);
       await expect(loadCheckpoint(fs, '/ck/c', { names: ['rng'] })).rejects.toMatchObject({ code: 'FLYFS_ERR_CORRUPT' });
+    });
+
+    it('loads into the caller\'s memory; refuses views of the wrong size or for tensors not loaded', async () => {
+      const t = tensorsOf(4);
+      await saveCheckpoint(fs, '/ck/i', 4, t);
+      const embed = new Uint8Array(t['model.embed']!.length);
+      const layer = new Float32Array(Math.ceil(t['model.layers.0.w']!.length / 4) + 1);
+      const layerView = new Uint8Array(layer.buffer, 2, t['model.layers.0.w']!.length);
+      const l = await loadCheckpoint(fs, '/ck/i', { into: { 'model.embed': embed, 'model.layers.0.w': layerView } });
+      expect(l.tensors['model.embed']!.data.buffer).toBe(embed.buffer);
+      expect(Buffer.from(embed).equals(t['model.embed']!)).toBe(true);
+      expect(l.tensors['model.layers.0.w']!.data.buffer).toBe(layer.buffer);
+      expect(l.tensors['model.layers.0.w']!.data.byteOffset).toBe(2);
+      expect(Buffer.from(layerView).equals(t['model.layers.0.w']!)).toBe(true);
+      for (const n of ['optim/state', 'rng']) expect(l.tensors[n]!.data.equals(t[n]!)).toBe(true);
+      await expect(loadCheckpoint(fs, '/ck/i', { into: { rng: new Uint8Array(9) } })).rejects.toMatchObject({ code: 'FLYFS_ERR_INVALID_ARGUMENT' });
+      await expect(loadCheckpoint(fs, '/ck/i', { names: ['rng'], into: { 'model.embed': embed } })).rejects.toMatchObject({ code: 'FLYFS_ERR_INVALID_ARGUMENT' });
+      await expect(loadCheckpoint(fs, '/ck/i', { into: { nope: new Uint8Array(1) } })).rejects.toMatchObject({ code: 'FLYFS_ERR_INVALID_ARGUMENT' });
+      const m = await readCheckpointManifest(fs, '/ck/i', 4);
+      const h = await fs.open(`/ck/i/${stepDirName(4)}/${m.tensors['rng']!.file}`, 'r+');
+      await h.write(Buffer.from('!'), 0, 1, 3);
+      await h.close();
+      await expect(loadCheckpoint(fs, '/ck/i', { names: ['rng'], into: { rng: new Uint8Array(8) } })).rejects.toMatchObject({ code: 'FLYFS_ERR_CORRUPT' });
+    });
+
+    it('manifests carry CRC32Cs (version 2); version-1 manifests (zlib CRC-32s) still load and are checked', async () => {
+      const t = tensorsOf(5);
+      await saveCheckpoint(fs, '/ck/v', 5, t);
+      const m = await readCheckpointManifest(fs, '/ck/v', 5);
+      expect(m.version).toBe(2);
+      for (const [n, d] of Object.entries(t)) expect(m.tensors[n]!.crc32c).toBe(crc32c(d));
+      const v1 = (sums: (n: string, d: Buffer) => number): string => JSON.stringify({
+        ...m, version: 1,
+        tensors: Object.fromEntries(Object.entries(m.tensors).map(([n, e]) => {
+          const { crc32c: _dropped, ...rest } = e;
+          return [n, { ...rest, crc32: sums(n, t[n]!) }];
+        })),
+      });
+      const manifestPath = `/ck/v/${stepDirName(5)}/manifest.json`;
+      await fs.writeFile(manifestPath, v1((_n, d) => crc32(d)));
+      const l = await loadCheckpoint(fs, '/ck/v', { step: 5 });
+      for (const [n, d] of Object.entries(t)) expect(l.tensors[n]!.data.equals(d)).toBe(true);
+      await fs.writeFile(manifestPath, v1((n, d) => (n === 'rng' ? crc32(d) ^ 1 : crc32(d))));
+      await expect(loadCheckpoint(fs, '/ck/v', { step: 5 })).rejects.toMatchObject({ code: 'FLYFS_ERR_CORRUPT' });
+      await fs.writeFile(manifestPath, JSON.stringify({ ...m, version: 3 }));
+      await expect(loadCheckpoint(fs, '/ck/v', { step: 5 })).rejects.toMatchObject({ code: 'FLYFS_ERR_BAD_FORMAT' });
     });
   });
 });
