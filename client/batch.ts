@@ -5,6 +5,7 @@
 // in flight stay within the client's bound.
 import { flyfsError } from '../common/errors.js';
 import { limits } from '../common/limits.js';
+import { forEachWithinBudget } from '../common/parallel.js';
 import type { FileHandle } from './file-handle.js';
 import { readRanges, type FileIoContext, type RangeRead } from './file-io.js';
 import { toNodeError, type NodeStyleError } from './node-errors.js';
@@ -87,23 +88,18 @@ export class IoBatch {
 }
 
 /** Writes the items in parallel, keeping their bytes in flight within `bytesMax` (one always goes). */
-async function runWrites(items: readonly Item[], order: readonly number[], bytesMax: number, complete: (i: number, r: number | unknown) => void): Promise<void> {
-  let next = 0;
-  let inflight = 0;
-  await new Promise<void>((resolve) => {
-    const pump = (): void => {
-      if (next >= order.length && inflight === 0) { resolve(); return; }
-      while (next < order.length && (inflight === 0 || inflight + items[order[next]!]!.length <= bytesMax)) {
-        const i = order[next++]!;
-        const it = items[i]!;
-        inflight += it.length;
-        it.handle.write(it.buffer, it.offset, it.length, it.position).then(
-          (r) => complete(i, r.bytesWritten),
-          (err: unknown) => complete(i, err),
-        ).finally(() => { inflight -= it.length; pump(); });
-      }
-    };
-    pump();
+function runWrites(items: readonly Item[], order: readonly number[], bytesMax: number, complete: (i: number, r: number | unknown) => void): Promise<void> {
+  // Each item's failure is delivered as its completion, so no task rejects.
+  return forEachWithinBudget(order.length, { limit: Number.POSITIVE_INFINITY, costMax: bytesMax, cost: (k) => items[order[k]!]!.length }, async (k) => {
+    const i = order[k]!;
+    const it = items[i]!;
+    let result: number | unknown;
+    try {
+      result = (await it.handle.write(it.buffer, it.offset, it.length, it.position)).bytesWritten;
+    } catch (err) {
+      result = err;
+    }
+    complete(i, result);
   });
 }
 

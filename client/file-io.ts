@@ -3,6 +3,7 @@
 // in flight. Retryable failures refresh the routing info and retry within the deadline.
 import { FlyfsError, flyfsError } from '../common/errors.js';
 import { limits } from '../common/limits.js';
+import { forEachWithinBudget } from '../common/parallel.js';
 import { chainOfChunk, chunkSpans, type ChunkSpan, type FileLayout } from '../common/layout.js';
 import type { ChunkTransport, ReadChunkArgs, StorageEndpoint } from './chunk-transport.js';
 import type { RoutingCache, ChainRoute } from './routing.js';
@@ -16,34 +17,9 @@ export interface FileIoContext {
   deadlineMs: number;
 }
 
-/** Runs tasks with at most `chunksMax` tasks and `bytesMax` bytes at once; fails fast on the first error. */
-async function runBounded<T extends { readonly length: number }>(spans: readonly T[], bytesMax: number, task: (s: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let inflightBytes = 0;
-  let inflight = 0;
-  let failed: unknown;
-  await new Promise<void>((resolve, reject) => {
-    const pump = (): void => {
-      if (failed !== undefined) return;
-      while (next < spans.length && inflight < limits.clientInflightChunksMax
-        && (inflight === 0 || inflightBytes + spans[next]!.length <= bytesMax)) {
-        const s = spans[next++]!;
-        inflight++;
-        inflightBytes += s.length;
-        task(s).then(() => {
-          inflight--;
-          inflightBytes -= s.length;
-          if (next >= spans.length && inflight === 0) resolve();
-          else pump();
-        }, (err: unknown) => {
-          failed = err;
-          reject(err);
-        });
-      }
-      if (next >= spans.length && inflight === 0) resolve();
-    };
-    pump();
-  });
+/** Runs tasks with at most clientInflightChunksMax tasks and `bytesMax` bytes at once; fails fast on the first error. */
+function runBounded<T extends { readonly length: number }>(spans: readonly T[], bytesMax: number, task: (s: T) => Promise<void>): Promise<void> {
+  return forEachWithinBudget(spans.length, { limit: limits.clientInflightChunksMax, costMax: bytesMax, cost: (k) => spans[k]!.length }, (k) => task(spans[k]!));
 }
 
 async function withRoute<T>(ctx: FileIoContext, chainId: number, op: (route: ChainRoute) => Promise<T>): Promise<T> {

@@ -87,6 +87,8 @@ export const limits = {
   checkpointManifestBytesMax: 64 * MiB,
   /** Checkpoint files written or read at once by one client. */
   checkpointFilesInflight: 8,
+  /** Bytes of tensors one save writes at once (one larger tensor still goes alone). */
+  checkpointSaveBytesInflight: 128 * MiB,
   /** Local cluster: metaservers and storage servers `flyfs up` may start. */
   upMetaserversMax: 9,
   upStorageServersMax: 64,
